@@ -21,8 +21,6 @@ extra_link_args = []
 directives = {
     "language_level": 3,
     "embedsignature": True,
-    "boundscheck": False,
-    "wraparound": False,
     "cdivision": True,
 }
 

@@ -1,0 +1,725 @@
+# cython: language_level=3
+"""The compiled Future, its waiters, wait() and as_completed().
+
+Thread safety model: every state transition runs with the GIL held and calls
+no Python code between reading and writing the state, the way CPython's C
+asyncio Future does.  Threads that *wait* release the GIL: they first spin
+briefly on the state (a hand-off between two busy threads then costs no
+system call), then block on a per-waiter lock that the completing thread
+releases.
+
+The module is deliberately not declared freethreading_compatible: on a
+free-threaded build the GIL-protected transitions would need a mutex.
+"""
+import logging
+import threading
+import types
+import concurrent.futures
+from concurrent.futures._base import (
+    ALL_COMPLETED,
+    FIRST_COMPLETED,
+    FIRST_EXCEPTION,
+    CancelledError,
+    DoneAndNotDoneFutures,
+    InvalidStateError,
+)
+
+cimport cython
+from cpython.pythread cimport (
+    PyThread_allocate_lock,
+    PyThread_free_lock,
+    PyThread_acquire_lock,
+    PyThread_release_lock,
+    PyLockStatus,
+    PY_LOCK_ACQUIRED,
+    PY_LOCK_INTR,
+    NOWAIT_LOCK,
+    WAIT_LOCK,
+)
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.object cimport PyTypeObject
+from cpython.ref cimport PyObject
+from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
+
+cdef extern from "Python.h":
+    ctypedef object (*newfunc)(PyTypeObject *, object, PyObject *)
+
+LOGGER = logging.getLogger("concurrent.futures")
+
+# Same strings as concurrent.futures._base, for repr(), error messages and the
+# `_state` compatibility attribute.
+cdef tuple STATE_NAMES = ("PENDING", "RUNNING", "CANCELLED", "CANCELLED_AND_NOTIFIED", "FINISHED")
+cdef tuple STATE_DESCRIPTIONS = ("pending", "running", "cancelled", "cancelled", "finished")
+
+# How long a waiting thread spins (without the GIL) before it blocks.  Long
+# enough to catch a quick hand-off from another thread, short enough not to
+# matter when the wait is long.  Tunable for experiments via set_spin_rounds().
+cdef int spin_rounds = 4000
+
+
+def set_spin_rounds(int rounds):
+    """Tune how long waiters spin before blocking (0 disables spinning)."""
+    global spin_rounds
+    old = spin_rounds
+    spin_rounds = max(rounds, 0)
+    return old
+
+
+cdef Deadline deadline_from_timeout(object timeout) except *:
+    cdef Deadline d
+    cdef double seconds
+    if timeout is None:
+        d.forever = True
+        d.at = 0.0
+        return d
+    seconds = timeout           # TypeError for non-numbers, as the stdlib's lock does
+    d.forever = False
+    d.at = ff_monotonic() + seconds if seconds > 0 else 0.0
+    return d
+
+
+@cython.final
+@cython.freelist(8)
+cdef class Waiter:
+    """What a blocked thread waits on: result(), wait() or as_completed().
+
+    Futures call notify() (C) on their waiters; stdlib futures, which we also
+    accept in wait()/as_completed(), call add_result()/add_exception()/
+    add_cancelled() like they would on their own waiter classes.
+    """
+
+    def __cinit__(self, int kind=W_RESULT, Py_ssize_t pending=0):
+        self._lock = PyThread_allocate_lock()
+        if self._lock == NULL:
+            raise MemoryError()
+        PyThread_acquire_lock(self._lock, WAIT_LOCK)
+        self._signalled = 0
+        self.kind = kind
+        self.pending = pending
+        self.finished_futures = [] if kind != W_RESULT else None
+
+    def __dealloc__(self):
+        if self._lock != NULL:
+            if self._signalled:
+                # The lock was released by signal() and never re-taken.
+                PyThread_acquire_lock(self._lock, NOWAIT_LOCK)
+            PyThread_release_lock(self._lock)
+            PyThread_free_lock(self._lock)
+            self._lock = NULL
+
+    cdef void signal(self) noexcept:
+        if not self._signalled:
+            ff_store_release(&self._signalled, 1)
+            PyThread_release_lock(self._lock)
+
+    cdef void rearm(self) noexcept:
+        # Called after block() returned 1: the lock is held again, only the
+        # flag needs resetting.
+        self._signalled = 0
+
+    cdef void notify(self, object future, int how) noexcept:
+        cdef int kind = self.kind
+        if kind == W_RESULT:
+            self.signal()
+            return
+        if how == HOW_CANCEL_REQUESTED:
+            return          # wait()/as_completed() count only CANCELLED_AND_NOTIFIED
+        self.finished_futures.append(future)
+        if kind == W_ALL_COMPLETED or kind == W_FIRST_EXCEPTION:
+            if kind == W_FIRST_EXCEPTION and how == HOW_EXCEPTION:
+                self.signal()
+            else:
+                self.pending -= 1
+                if self.pending <= 0:
+                    self.signal()
+        else:
+            self.signal()
+
+    # The protocol of concurrent.futures._base._Waiter, for stdlib futures.
+    def add_result(self, future):
+        self.notify(future, HOW_RESULT)
+
+    def add_exception(self, future):
+        self.notify(future, HOW_EXCEPTION)
+
+    def add_cancelled(self, future):
+        self.notify(future, HOW_CANCELLED)
+
+    cdef int block(self, Deadline deadline) except -1:
+        """Wait until signalled (1) or the deadline passes (0).
+
+        Spins first without the GIL, then blocks; signals (Ctrl-C) are
+        handled while blocked, as in threading.Lock.acquire().
+        """
+        cdef PyLockStatus status
+        cdef PY_TIMEOUT_T micros
+        cdef double remaining
+        cdef int spins = spin_rounds
+        if spins and not self._signalled:
+            with nogil:
+                ff_spin_until_at_least(&self._signalled, 1, spins)
+        while True:
+            if deadline.forever:
+                micros = -1
+            else:
+                remaining = deadline.at - ff_monotonic()
+                if remaining <= 0:
+                    micros = 0
+                elif remaining * 1e6 >= <double>PY_TIMEOUT_MAX:
+                    micros = PY_TIMEOUT_MAX
+                else:
+                    micros = <PY_TIMEOUT_T>(remaining * 1e6)
+            if micros == 0:
+                status = PyThread_acquire_lock_timed(self._lock, 0, 0)
+            else:
+                with nogil:
+                    status = PyThread_acquire_lock_timed(self._lock, micros, 1)
+            if status == PY_LOCK_ACQUIRED:
+                return 1
+            if status == PY_LOCK_INTR:
+                PyErr_CheckSignals()    # raises KeyboardInterrupt & co.
+                continue
+            if micros == PY_TIMEOUT_MAX:
+                continue
+            if self._signalled:         # signalled after the timeout: take it
+                PyThread_acquire_lock(self._lock, WAIT_LOCK)
+                return 1
+            return 0
+
+
+cdef object _new_condition = threading.Condition
+
+
+cdef class FutureCore:
+    """State machine of a Future; the public class adds the stdlib base."""
+
+    def __cinit__(self, *args, **kwargs):
+        # *args: subclasses may take constructor arguments of their own.
+        self._state = ST_PENDING
+
+    def __init__(self):
+        pass
+
+    # -- internals used by the pools -------------------------------------
+
+    cdef bint set_running(self) except -1:
+        """set_running_or_notify_cancel(); True when the work may run."""
+        cdef object cond = self._compat_condition
+        if cond is not None:
+            cond.acquire()
+        try:
+            if self._state == ST_PENDING:
+                ff_store_release(&self._state, ST_RUNNING)
+                return True
+            if self._state == ST_CANCELLED:
+                ff_store_release(&self._state, ST_CANCELLED_AND_NOTIFIED)
+                self._notify_waiters(HOW_CANCELLED)
+                return False
+            LOGGER.critical('Future %s in unexpected state: %s',
+                            id(self), STATE_NAMES[self._state])
+            raise RuntimeError('Future in unexpected state')
+        finally:
+            if cond is not None:
+                cond.release()
+
+    cdef int complete(self, object value, bint failed) except -1:
+        """set_result(value) or set_exception(value)."""
+        cdef object cond = self._compat_condition
+        if cond is not None:
+            cond.acquire()
+        try:
+            if self._state >= ST_CANCELLED:
+                raise InvalidStateError('{}: {!r}'.format(STATE_NAMES[self._state], self))
+            if failed:
+                self._exception_value = value
+            else:
+                self._result_value = value
+            ff_store_release(&self._state, ST_FINISHED)
+            self._notify_waiters(HOW_EXCEPTION if failed else HOW_RESULT)
+            if cond is not None:
+                cond.notify_all()
+        finally:
+            if cond is not None:
+                cond.release()
+        self._invoke_callbacks()
+        return 0
+
+    cdef int _notify_waiters(self, int how) except -1:
+        cdef list waiters = self._waiter_list
+        cdef Py_ssize_t i = 0
+        cdef object w
+        if waiters is None:
+            return 0
+        # Index loop: a stdlib waiter's method may run Python code that
+        # changes the list; re-reading the size keeps that safe.
+        while i < PyList_GET_SIZE(waiters):
+            w = <object>PyList_GET_ITEM(waiters, i)
+            i += 1
+            if type(w) is Waiter:
+                (<Waiter>w).notify(self, how)
+            elif how == HOW_RESULT:
+                w.add_result(self)
+            elif how == HOW_EXCEPTION:
+                w.add_exception(self)
+            elif how == HOW_CANCELLED:
+                w.add_cancelled(self)
+        return 0
+
+    cdef int _invoke_callbacks(self) except -1:
+        cdef object first = self._callback0
+        cdef list more = self._more_callbacks
+        if first is None:
+            return 0
+        # Detach before calling, so callbacks that add callbacks see a done
+        # future (and run at once) instead of mutating what we iterate.
+        self._callback0 = None
+        self._more_callbacks = None
+        self._run_callback(first)
+        if more is not None:
+            for fn in more:
+                self._run_callback(fn)
+        return 0
+
+    cdef int _run_callback(self, object fn) except -1:
+        try:
+            fn(self)
+        except Exception:
+            LOGGER.exception('exception calling callback for %r', self)
+        return 0
+
+    cdef int add_waiter(self, object waiter) except -1:
+        if self._waiter_list is None:
+            self._waiter_list = [waiter]
+        else:
+            self._waiter_list.append(waiter)
+        return 0
+
+    cdef int remove_waiter(self, object waiter) except -1:
+        cdef list waiters = self._waiter_list
+        cdef Py_ssize_t i
+        if waiters is not None:
+            for i in range(PyList_GET_SIZE(waiters) - 1, -1, -1):
+                if <object>PyList_GET_ITEM(waiters, i) is waiter:
+                    del waiters[i]
+                    break
+        return 0
+
+    cdef bint wait_done(self, Deadline deadline) except -1:
+        """Block (GIL released) until done or the deadline; True if done."""
+        cdef Waiter waiter
+        if self._state >= ST_CANCELLED:
+            return True
+        if not deadline.forever and deadline.at == 0.0:
+            return False
+        if spin_rounds:
+            with nogil:
+                ff_spin_until_at_least(&self._state, ST_CANCELLED, spin_rounds)
+            if self._state >= ST_CANCELLED:
+                return True
+        waiter = Waiter(W_RESULT)
+        self.add_waiter(waiter)
+        try:
+            waiter.block(deadline)
+        finally:
+            self.remove_waiter(waiter)
+        return self._state >= ST_CANCELLED
+
+    cdef object get_result(self):
+        if self._exception_value:
+            raise self._exception_value
+        return self._result_value
+
+    # -- public API (same names and semantics as concurrent.futures.Future) --
+
+    def cancel(self):
+        """Cancel the future if possible.
+
+        Returns True if the future was cancelled, False otherwise. A future
+        cannot be cancelled if it is running or has already completed.
+        """
+        cdef object cond = self._compat_condition
+        if cond is not None:
+            cond.acquire()
+        try:
+            if self._state == ST_RUNNING or self._state == ST_FINISHED:
+                return False
+            if self._state == ST_CANCELLED or self._state == ST_CANCELLED_AND_NOTIFIED:
+                return True
+            ff_store_release(&self._state, ST_CANCELLED)
+            self._notify_waiters(HOW_CANCEL_REQUESTED)
+            if cond is not None:
+                cond.notify_all()
+        finally:
+            if cond is not None:
+                cond.release()
+        self._invoke_callbacks()
+        return True
+
+    def cancelled(self):
+        """Return True if the future was cancelled."""
+        return self._state == ST_CANCELLED or self._state == ST_CANCELLED_AND_NOTIFIED
+
+    def running(self):
+        """Return True if the future is currently executing."""
+        return self._state == ST_RUNNING
+
+    def done(self):
+        """Return True if the future was cancelled or finished executing."""
+        return self._state >= ST_CANCELLED
+
+    def add_done_callback(self, fn):
+        """Attaches a callable that will be called when the future finishes.
+
+        The callable is called with the future as its only argument, when the
+        future completes or is cancelled, in the thread that completes it; at
+        once if the future is already done.  Callables are called in the
+        order they were added.
+        """
+        if self._state < ST_CANCELLED:
+            if self._callback0 is None:
+                self._callback0 = fn
+            elif self._more_callbacks is None:
+                self._more_callbacks = [fn]
+            else:
+                self._more_callbacks.append(fn)
+            return
+        self._run_callback(fn)
+
+    def result(self, timeout=None):
+        """Return the result of the call that the future represents.
+
+        Raises CancelledError if the future was cancelled, TimeoutError if it
+        did not finish within *timeout* seconds, or the call's exception.
+        """
+        cdef int state = self._state
+        if state == ST_FINISHED:
+            return self.get_result()
+        if state >= ST_CANCELLED:
+            raise CancelledError()
+        self.wait_done(deadline_from_timeout(timeout))
+        state = self._state
+        if state == ST_FINISHED:
+            return self.get_result()
+        if state >= ST_CANCELLED:
+            raise CancelledError()
+        raise TimeoutError()
+
+    def exception(self, timeout=None):
+        """Return the exception raised by the call, or None.
+
+        Raises CancelledError if the future was cancelled, TimeoutError if it
+        did not finish within *timeout* seconds.
+        """
+        cdef int state = self._state
+        if state < ST_CANCELLED:
+            self.wait_done(deadline_from_timeout(timeout))
+            state = self._state
+        if state == ST_FINISHED:
+            return self._exception_value
+        if state >= ST_CANCELLED:
+            raise CancelledError()
+        raise TimeoutError()
+
+    def set_running_or_notify_cancel(self):
+        """Mark the future as running or process any cancel notifications.
+
+        Returns False if the future was cancelled (waiters of wait() and
+        as_completed() are notified), True otherwise.  Raises RuntimeError if
+        called twice or after set_result()/set_exception().
+        """
+        return self.set_running()
+
+    def set_result(self, result):
+        """Sets the return value of work associated with the future."""
+        self.complete(result, False)
+
+    def set_exception(self, exception):
+        """Sets the result of the future as being the given exception."""
+        self.complete(exception, True)
+
+    def __repr__(self):
+        cdef int state = self._state
+        cdef str name = type(self).__name__
+        if state == ST_FINISHED:
+            if self._exception_value:
+                return '<%s at %#x state=finished raised %s>' % (
+                    name, id(self), type(self._exception_value).__name__)
+            return '<%s at %#x state=finished returned %s>' % (
+                name, id(self), type(self._result_value).__name__)
+        return '<%s at %#x state=%s>' % (name, id(self), STATE_DESCRIPTIONS[state])
+
+    def __reduce__(self):
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
+    # -- attributes the stdlib's own wait()/as_completed() and asyncio read --
+
+    @property
+    def _state(self):
+        return STATE_NAMES[self._state]
+
+    @property
+    def _result(self):
+        return self._result_value
+
+    @property
+    def _exception(self):
+        return self._exception_value
+
+    @property
+    def _waiters(self):
+        if self._waiter_list is None:
+            self._waiter_list = []
+        return self._waiter_list
+
+    @property
+    def _done_callbacks(self):
+        cdef list callbacks = []
+        if self._callback0 is not None:
+            callbacks.append(self._callback0)
+            if self._more_callbacks is not None:
+                callbacks.extend(self._more_callbacks)
+        return callbacks
+
+    @property
+    def _condition(self):
+        # Made on first use: from then on every transition of this future
+        # takes it, so concurrent.futures.wait()/as_completed() (which lock
+        # each future's _condition while installing their waiters) see a
+        # consistent state.
+        if self._compat_condition is None:
+            self._compat_condition = _new_condition()
+        return self._compat_condition
+
+
+class Future(FutureCore, concurrent.futures.Future):
+    """Represents the result of an asynchronous computation.
+
+    A compiled drop-in for concurrent.futures.Future (and an instance of it).
+    """
+    __slots__ = ()
+    __class_getitem__ = classmethod(types.GenericAlias)
+
+
+cdef object FutureType = Future
+cdef newfunc future_tp_new = <newfunc>(<PyTypeObject*>Future).tp_new
+cdef tuple EMPTY_TUPLE = ()
+
+
+cdef FutureCore new_future():
+    """A fresh fastfutures.Future, without the cost of a Python-level call."""
+    return <FutureCore>future_tp_new(<PyTypeObject*>FutureType, EMPTY_TUPLE, NULL)
+
+
+cdef int run_call(FutureCore future, object fn, object args, object kwargs) except -1:
+    """What a worker does with one work item: run it and complete the future.
+
+    Returns -1 only for an exception raised by a done-callback that is not an
+    Exception (those propagate, as in the stdlib).
+    """
+    if not future.set_running():
+        return 0
+    try:
+        if kwargs is None:
+            result = fn(*args)
+        else:
+            result = fn(*args, **kwargs)
+    except BaseException as exc:
+        future.complete(exc, True)
+        exc = None      # break the frame -> exception -> traceback cycle
+    else:
+        future.complete(result, False)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# wait() and as_completed()
+
+cdef inline bint is_core(object f):
+    return isinstance(f, FutureCore)
+
+
+cdef class _ForeignLocks:
+    """Ordered acquire of stdlib futures' conditions (as _AcquireFutures)."""
+    cdef list conditions
+
+    def __cinit__(self, foreign):
+        self.conditions = [f._condition for f in sorted(foreign, key=id)]
+
+    cdef acquire(self):
+        for c in self.conditions:
+            c.acquire()
+
+    cdef release(self):
+        for c in self.conditions:
+            c.release()
+
+
+cdef bint _finished_for_waiting(object f) except -1:
+    # Done as far as wait()/as_completed() are concerned: FINISHED or
+    # CANCELLED_AND_NOTIFIED (a merely CANCELLED future is not).
+    cdef int state
+    if is_core(f):
+        state = (<FutureCore>f)._state
+        return state == ST_FINISHED or state == ST_CANCELLED_AND_NOTIFIED
+    return f._state in ("CANCELLED_AND_NOTIFIED", "FINISHED")
+
+
+cdef int _install(set fs, Waiter waiter) except -1:
+    for f in fs:
+        if is_core(f):
+            (<FutureCore>f).add_waiter(waiter)
+        else:
+            f._waiters.append(waiter)
+    return 0
+
+
+cdef int _uninstall(object f, Waiter waiter) except -1:
+    if is_core(f):
+        (<FutureCore>f).remove_waiter(waiter)
+    else:
+        with f._condition:
+            f._waiters.remove(waiter)
+    return 0
+
+
+def wait(fs, timeout=None, return_when=ALL_COMPLETED):
+    """Wait for the futures in the given sequence to complete.
+
+    Returns a named 2-tuple of sets (done, not_done), like
+    concurrent.futures.wait(); accepts fastfutures and stdlib futures mixed.
+    """
+    cdef set futures = set(fs)
+    cdef set done = set()
+    cdef set not_done
+    cdef list foreign = [f for f in futures if not is_core(f)]
+    cdef _ForeignLocks locks = _ForeignLocks(foreign) if foreign else None
+    cdef Waiter waiter
+    cdef int kind
+    if locks is not None:
+        locks.acquire()
+    try:
+        for f in futures:
+            if _finished_for_waiting(f):
+                done.add(f)
+        not_done = futures - done
+        if return_when == FIRST_COMPLETED and done:
+            return DoneAndNotDoneFutures(done, not_done)
+        elif return_when == FIRST_EXCEPTION and done:
+            if any(f for f in done if not f.cancelled() and f.exception() is not None):
+                return DoneAndNotDoneFutures(done, not_done)
+        if len(done) == len(futures):
+            return DoneAndNotDoneFutures(done, not_done)
+        if return_when == FIRST_COMPLETED:
+            kind = W_FIRST_COMPLETED
+        elif return_when == FIRST_EXCEPTION:
+            kind = W_FIRST_EXCEPTION
+        elif return_when == ALL_COMPLETED:
+            kind = W_ALL_COMPLETED
+        else:
+            raise ValueError("Invalid return condition: %r" % return_when)
+        waiter = Waiter(kind, len(not_done))
+        _install(futures, waiter)
+    finally:
+        if locks is not None:
+            locks.release()
+    try:
+        waiter.block(deadline_from_timeout(timeout))
+    finally:
+        for f in futures:
+            _uninstall(f, waiter)
+    done.update(waiter.finished_futures)
+    return DoneAndNotDoneFutures(done, futures - done)
+
+
+def as_completed(fs, timeout=None):
+    """An iterator over the given futures that yields each as it completes.
+
+    Finished futures come first, then the others in completion order.
+    Raises TimeoutError('%d (of %d) futures unfinished') on timeout.
+    Accepts fastfutures and stdlib futures mixed; duplicates come once.
+    """
+    cdef Deadline deadline = deadline_from_timeout(timeout)
+    cdef set futures = set(fs)
+    cdef Py_ssize_t total = len(futures)
+    cdef list foreign = [f for f in futures if not is_core(f)]
+    cdef _ForeignLocks locks = _ForeignLocks(foreign) if foreign else None
+    cdef Waiter waiter = Waiter(W_AS_COMPLETED)
+    cdef list finished = []
+    cdef set pending
+    if locks is not None:
+        locks.acquire()
+    try:
+        for f in futures:
+            if _finished_for_waiting(f):
+                finished.append(f)
+        pending = futures.difference(finished)
+        _install(futures, waiter)
+    finally:
+        if locks is not None:
+            locks.release()
+    f = None
+    try:
+        while True:
+            # Yield in reverse order of `finished`, dropping every reference
+            # we hold to a future before it is handed out.
+            while finished:
+                f = finished[-1]
+                futures.discard(f)
+                pending.discard(f)
+                _uninstall(f, waiter)
+                f = None
+                yield finished.pop()
+            if not pending:
+                break
+            if not deadline.forever and deadline.at - ff_monotonic() < 0:
+                raise TimeoutError('%d (of %d) futures unfinished' % (len(pending), total))
+            if waiter.block(deadline):
+                finished = waiter.finished_futures
+                waiter.finished_futures = []
+                waiter.rearm()
+                finished.reverse()
+    finally:
+        for f in futures:
+            _uninstall(f, waiter)
+
+
+def results_in_order(list fs, timeout):
+    """Executor.map()'s result iterator: results of *fs* in order.
+
+    The deadline is fixed now (when map() is called); a result that times out
+    cancels its future; closing the iterator cancels the ones not yet
+    consumed.
+    """
+    return _results_in_order(fs, deadline_from_timeout(timeout))
+
+
+def _results_in_order(list fs, Deadline deadline):
+    cdef FutureCore core
+    fs.reverse()
+    try:
+        while fs:
+            f = fs.pop()
+            try:
+                if is_core(f):
+                    core = <FutureCore>f
+                    if core._state != ST_FINISHED:
+                        core.wait_done(deadline)
+                    if core._state == ST_FINISHED and not core._exception_value:
+                        value = core._result_value
+                    elif deadline.forever:
+                        value = f.result()
+                    else:
+                        value = f.result(max(deadline.at - ff_monotonic(), 0.0))
+                    core = None
+                elif deadline.forever:
+                    value = f.result()
+                else:
+                    value = f.result(deadline.at - ff_monotonic())
+            finally:
+                f.cancel()
+                f = None
+            yield value
+            value = None
+    finally:
+        for f in fs:
+            f.cancel()

@@ -1,0 +1,387 @@
+# cython: language_level=3
+"""The work queue and worker loop of ThreadPoolExecutor.
+
+Everything here runs with the GIL held except the idle wait.  The queue is a
+C ring buffer of (future, fn, args, kwargs) items, so a submit is an append
+without a lock; a thread is woken only when an idle worker exists to take
+the work (a burst of submits therefore pays at most one wake-up per worker,
+not one per task).  An idle worker spins for a short while before it blocks,
+so the next task of a steady request/response stream finds it awake.
+"""
+import logging
+import sys
+from concurrent.futures.thread import BrokenThreadPool
+
+cimport cython
+from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
+from cpython.pythread cimport (
+    PyThread_type_lock,
+    PyThread_allocate_lock,
+    PyThread_free_lock,
+    PyThread_acquire_lock,
+    PyThread_release_lock,
+    NOWAIT_LOCK,
+    WAIT_LOCK,
+)
+from ._future cimport (
+    FutureCore,
+    ST_CANCELLED,
+    ff_load_acquire,
+    ff_spin_until_at_least,
+    ff_store_release,
+    new_future,
+    run_call,
+)
+from ._future import results_in_order
+
+LOGGER = logging.getLogger("concurrent.futures")
+
+# Set by thread.py's exit hook: the interpreter is shutting down.
+cdef bint interpreter_shutting_down = False
+
+# How long an idle worker spins before it blocks (see _future.spin_rounds).
+cdef int worker_spin_rounds = 4000
+
+
+def set_interpreter_shutting_down():
+    global interpreter_shutting_down
+    interpreter_shutting_down = True
+
+
+def set_worker_spin_rounds(int rounds):
+    global worker_spin_rounds
+    old = worker_spin_rounds
+    worker_spin_rounds = max(rounds, 0)
+    return old
+
+
+ctypedef struct WorkItem:
+    PyObject *future
+    PyObject *fn
+    PyObject *args
+    PyObject *kwargs            # NULL when the call has no keyword arguments
+
+
+@cython.final
+cdef class WorkerSlot:
+    """One worker thread's wake-up lock (held while it sleeps)."""
+    cdef PyThread_type_lock lock
+    cdef int woken
+
+    def __cinit__(self):
+        self.lock = PyThread_allocate_lock()
+        if self.lock == NULL:
+            raise MemoryError()
+        PyThread_acquire_lock(self.lock, WAIT_LOCK)
+
+    def __dealloc__(self):
+        if self.lock != NULL:
+            PyThread_free_lock(self.lock)
+
+    cdef void wake(self) noexcept:
+        ff_store_release(&self.woken, 1)
+        PyThread_release_lock(self.lock)
+
+
+@cython.final
+cdef class WorkQueue:
+    """State shared by a ThreadPoolExecutor and its worker threads.
+
+    Workers hold this object, not the executor, so dropping the executor
+    lets them exit (its weakref callback calls close()).
+    """
+    cdef WorkItem *items
+    cdef Py_ssize_t head, count, capacity
+    cdef list idle                  # WorkerSlot stack of sleeping/spinning workers
+    cdef WorkerSlot spinner         # the idle worker currently spinning, if any
+    cdef public bint shutdown       # no more submits
+    cdef bint closing               # workers exit once the queue is empty
+    cdef public object broken       # None, or the BrokenThreadPool message
+    cdef public Py_ssize_t num_threads
+    cdef public object executor_ref  # weakref whose callback closes the queue
+
+    def __cinit__(self):
+        self.capacity = 64
+        self.items = <WorkItem *>PyMem_Malloc(self.capacity * sizeof(WorkItem))
+        if self.items == NULL:
+            raise MemoryError()
+        self.idle = []
+
+    def __dealloc__(self):
+        cdef WorkItem item
+        if self.items != NULL:
+            while self.pop(&item):
+                clear_item(&item)
+            PyMem_Free(self.items)
+            self.items = NULL
+
+    # -- the ring buffer --------------------------------------------------
+
+    cdef int grow(self) except -1:
+        cdef Py_ssize_t new_capacity = self.capacity * 2
+        cdef WorkItem *items = <WorkItem *>PyMem_Realloc(
+            self.items, new_capacity * sizeof(WorkItem))
+        if items == NULL:
+            raise MemoryError()
+        # Unwrap: move the wrapped-around prefix after the old end.
+        if self.head + self.count > self.capacity:
+            for i in range(self.head + self.count - self.capacity):
+                items[self.capacity + i] = items[i]
+        self.items = items
+        self.capacity = new_capacity
+        return 0
+
+    cdef int push(self, FutureCore future, object fn, object args, object kwargs) except -1:
+        cdef WorkItem *item
+        if self.count == self.capacity:
+            self.grow()
+        item = &self.items[(self.head + self.count) % self.capacity]
+        Py_INCREF(future)
+        Py_INCREF(fn)
+        Py_INCREF(args)
+        item.future = <PyObject *>future
+        item.fn = <PyObject *>fn
+        item.args = <PyObject *>args
+        if kwargs:
+            Py_INCREF(kwargs)
+            item.kwargs = <PyObject *>kwargs
+        else:
+            item.kwargs = NULL
+        self.count += 1
+        return 0
+
+    cdef bint pop(self, WorkItem *out) noexcept:
+        if self.count == 0:
+            return False
+        out[0] = self.items[self.head]
+        self.head = (self.head + 1) % self.capacity
+        self.count -= 1
+        if self.count == 0:
+            self.head = 0
+        return True
+
+    @property
+    def pending(self):
+        """Number of queued work items not yet taken by a worker."""
+        return self.count
+
+    # -- waking workers ------------------------------------------------------
+
+    cdef bint wake_one(self) noexcept:
+        """Wake an idle worker, preferring the one already spinning."""
+        cdef WorkerSlot slot
+        if not self.idle:
+            return False
+        slot = self.spinner
+        if slot is not None and slot.woken == 0:
+            self.idle.remove(slot)
+        else:
+            slot = self.idle.pop()
+        slot.wake()
+        return True
+
+    def reset_workers_after_fork(self):
+        """In a forked child: the parent's worker threads do not exist here."""
+        self.idle = []
+        self.spinner = None
+        self.num_threads = 0
+
+    def close(self):
+        """Let every worker exit once the queue is empty."""
+        self.closing = True
+        while self.wake_one():
+            pass
+
+    cdef int idle_wait(self, WorkerSlot slot) except -1:
+        cdef bint spin = self.spinner is None and worker_spin_rounds > 0
+        cdef bint taken = False
+        slot.woken = 0
+        self.idle.append(slot)
+        if spin:
+            self.spinner = slot
+        with nogil:
+            if spin:
+                ff_spin_until_at_least(&slot.woken, 1, worker_spin_rounds)
+            if not ff_load_acquire(&slot.woken):
+                PyThread_acquire_lock(slot.lock, WAIT_LOCK)
+                taken = True
+        if spin:
+            self.spinner = None
+        if not taken:
+            # wake() set the flag and released the lock under the GIL we now
+            # hold, so the lock is free: take it back for the next sleep.
+            PyThread_acquire_lock(slot.lock, NOWAIT_LOCK)
+        return 0
+
+    # -- draining ------------------------------------------------------------
+
+    def cancel_pending(self):
+        """shutdown(cancel_futures=True): cancel every queued future."""
+        cdef WorkItem item
+        cdef FutureCore future
+        while self.pop(&item):
+            future = <FutureCore>item.future
+            clear_call(&item)
+            future.cancel()
+            # Notify wait()/as_completed() too, so no waiter hangs on a
+            # future that no worker will ever look at again.
+            future.set_running()
+            future = None
+            Py_XDECREF(item.future)
+
+    def fail_pending(self, exception_type, message):
+        """Fail every queued future (initializer failure)."""
+        cdef WorkItem item
+        cdef FutureCore future
+        while self.pop(&item):
+            future = <FutureCore>item.future
+            clear_call(&item)
+            if future._state >= ST_CANCELLED:
+                if future._state == ST_CANCELLED:
+                    future.set_running()
+            else:
+                future.complete(exception_type(message), True)
+            future = None
+            Py_XDECREF(item.future)
+
+    # -- the worker thread ---------------------------------------------------
+
+    def run_worker(self, initializer, initargs):
+        """Body of a worker thread: take the next item, run it, repeat."""
+        cdef WorkItem item
+        cdef WorkerSlot slot
+        if initializer is not None:
+            try:
+                initializer(*initargs)
+            except BaseException:
+                LOGGER.critical('Exception in initializer:', exc_info=True)
+                self.initializer_failed()
+                return
+        slot = WorkerSlot()
+        try:
+            while True:
+                if self.pop(&item):
+                    try:
+                        run_call(<FutureCore>item.future, <object>item.fn, <object>item.args,
+                                 <object>item.kwargs if item.kwargs != NULL else None)
+                    finally:
+                        clear_item(&item)
+                    continue
+                if self.closing or interpreter_shutting_down:
+                    # Pass the word on, like the stdlib's None sentinel.
+                    self.close()
+                    return
+                self.idle_wait(slot)
+        except BaseException:
+            LOGGER.critical('Exception in worker', exc_info=True)
+
+    cdef initializer_failed(self):
+        message = 'A thread initializer failed, the thread pool is not usable anymore'
+        self.broken = message
+        self.fail_pending(BrokenThreadPool, message)
+
+
+cdef inline void clear_call(WorkItem *item) noexcept:
+    Py_XDECREF(item.fn)
+    Py_XDECREF(item.args)
+    Py_XDECREF(item.kwargs)
+    item.fn = item.args = item.kwargs = NULL
+
+
+cdef inline void clear_item(WorkItem *item) noexcept:
+    clear_call(item)
+    Py_XDECREF(item.future)
+    item.future = NULL
+
+
+cdef class ThreadPoolCore:
+    """The compiled half of ThreadPoolExecutor: submit() and map().
+
+    thread.py's ThreadPoolExecutor mixes this with the stdlib class and adds
+    the constructor, thread management and shutdown.
+    """
+    cdef WorkQueue queue
+    cdef Py_ssize_t max_workers
+
+    cdef int check_open(self) except -1:
+        cdef WorkQueue queue = self.queue
+        if queue is None:
+            raise RuntimeError('ThreadPoolExecutor.__init__() was not called')
+        if queue.broken is not None:
+            raise BrokenThreadPool(queue.broken)
+        if queue.shutdown:
+            raise RuntimeError('cannot schedule new futures after shutdown')
+        if interpreter_shutting_down:
+            raise RuntimeError('cannot schedule new futures after interpreter shutdown')
+        return 0
+
+    cdef int adjust_thread_count(self) except -1:
+        # As the stdlib: reuse an idle thread before starting a new one.
+        if self.queue.wake_one():
+            return 0
+        if self.queue.num_threads < self.max_workers:
+            self._adjust_thread_count()
+        return 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        """Submits a callable to be executed with the given arguments.
+
+        Schedules the callable to be executed as fn(*args, **kwargs) and
+        returns a Future instance representing the execution of the callable.
+        """
+        cdef FutureCore future
+        self.check_open()
+        future = new_future()
+        self.queue.push(future, fn, args, kwargs)
+        self.adjust_thread_count()
+        return future
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1):
+        """Returns an iterator equivalent to map(fn, iter).
+
+        Every call is queued before map() returns; results come in input
+        order.  *chunksize* is accepted and ignored, as by the stdlib's
+        ThreadPoolExecutor.
+        """
+        cdef list futures = []
+        cdef FutureCore future
+        cdef Py_ssize_t n, wanted
+        # The deadline starts now, before the submits, as in the stdlib.
+        results = results_in_order(futures, timeout)
+        for args in zip(*iterables):
+            self.check_open()
+            future = new_future()
+            self.queue.push(future, fn, args, None)
+            futures.append(future)
+        # One wake-up per worker that can help, not one per item.
+        n = len(futures)
+        wanted = n if n < self.max_workers else self.max_workers
+        while wanted > 0:
+            if not self.queue.wake_one():
+                break
+            wanted -= 1
+        while wanted > 0 and self.queue.num_threads < self.max_workers:
+            self._adjust_thread_count()
+            wanted -= 1
+        return results
+
+    def _set_queue(self, WorkQueue queue, Py_ssize_t max_workers):
+        self.queue = queue
+        self.max_workers = max_workers
+
+    @property
+    def _max_workers(self):
+        return self.max_workers
+
+    @property
+    def _work_queue(self):
+        return self.queue
+
+    @property
+    def _shutdown(self):
+        return self.queue.shutdown
+
+    @property
+    def _broken(self):
+        return self.queue.broken if self.queue.broken is not None else False

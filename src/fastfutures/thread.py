@@ -1,0 +1,146 @@
+"""ThreadPoolExecutor: the stdlib's constructor and behaviour, compiled core.
+
+The queue and the worker loop live in _threadpool.pyx; this module holds
+what is naturally Python: validation, thread creation and naming, shutdown,
+the interpreter-exit hook and fork handling.
+"""
+import itertools
+import os
+import threading
+import weakref
+from concurrent.futures import thread as _stdlib_thread
+from concurrent.futures.thread import BrokenThreadPool
+
+from . import _threadpool
+from ._base import Executor
+from ._threadpool import ThreadPoolCore, WorkQueue
+
+__all__ = ["ThreadPoolExecutor", "BrokenThreadPool"]
+
+# Worker threads and their queues, for the exit hook (as the stdlib keeps).
+_threads_queues = weakref.WeakKeyDictionary()
+_shutdown = False
+_global_shutdown_lock = threading.Lock()
+
+
+def _python_exit():
+    global _shutdown
+    with _global_shutdown_lock:
+        _shutdown = True
+        _threadpool.set_interpreter_shutting_down()
+    items = list(_threads_queues.items())
+    for t, q in items:
+        q.close()
+    for t, q in items:
+        t.join()
+
+
+# Runs before atexit handlers, while threads can still be joined.
+threading._register_atexit(_python_exit)
+
+
+def _after_fork_in_child():
+    # The child has only the forking thread: forget the parent's workers so
+    # that a pool used in the child starts fresh threads when needed.
+    _global_shutdown_lock._at_fork_reinit()
+    for executor in list(_live_executors):
+        executor._forget_workers_after_fork()
+    _threads_queues.clear()
+
+
+_live_executors = weakref.WeakSet()
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_global_shutdown_lock.acquire,
+        after_in_child=_after_fork_in_child,
+        after_in_parent=_global_shutdown_lock.release,
+    )
+
+
+def _default_max_workers():
+    cpu_count = getattr(os, "process_cpu_count", os.cpu_count)()
+    return min(32, (cpu_count or 1) + 4)
+
+
+class ThreadPoolExecutor(ThreadPoolCore, Executor, _stdlib_thread.ThreadPoolExecutor):
+    """A compiled drop-in for concurrent.futures.ThreadPoolExecutor."""
+
+    # Used to assign unique thread names when thread_name_prefix is not supplied.
+    _counter = itertools.count().__next__
+
+    def __init__(self, max_workers=None, thread_name_prefix='',
+                 initializer=None, initargs=()):
+        """Initializes a new ThreadPoolExecutor instance.
+
+        Args:
+            max_workers: The maximum number of threads that can be used to
+                execute the given calls.
+            thread_name_prefix: An optional name prefix to give our threads.
+            initializer: A callable used to initialize worker threads.
+            initargs: A tuple of arguments to pass to the initializer.
+        """
+        if max_workers is None:
+            max_workers = _default_max_workers()
+        if max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+
+        queue = WorkQueue()
+        # When the executor is garbage-collected its workers may exit.
+        queue.executor_ref = weakref.ref(self, lambda _, q=queue: q.close())
+        self._set_queue(queue, max_workers)
+        self._threads = set()
+        self._thread_name_prefix = (thread_name_prefix or
+                                    ("ThreadPoolExecutor-%d" % self._counter()))
+        self._initializer = initializer
+        self._initargs = initargs
+        _live_executors.add(self)
+
+    def _adjust_thread_count(self):
+        # Called by the core when no idle worker can take new work.
+        num_threads = len(self._threads)
+        if num_threads < self._max_workers:
+            queue = self._work_queue
+            thread_name = '%s_%d' % (self._thread_name_prefix or self, num_threads)
+            t = threading.Thread(name=thread_name, target=queue.run_worker,
+                                 args=(self._initializer, self._initargs))
+            t.start()
+            self._threads.add(t)
+            queue.num_threads = len(self._threads)
+            _threads_queues[t] = queue
+
+    def _initializer_failed(self):
+        queue = self._work_queue
+        queue.broken = ('A thread initializer failed, the thread pool '
+                        'is not usable anymore')
+        queue.fail_pending(BrokenThreadPool, queue.broken)
+
+    def _forget_workers_after_fork(self):
+        self._threads = set()
+        queue = self._work_queue
+        queue.reset_workers_after_fork()
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        """Clean-up the resources associated with the Executor.
+
+        It is safe to call this method several times. Otherwise, no other
+        methods can be called after this one.
+
+        Args:
+            wait: If True then shutdown will not return until all running
+                futures have finished executing and the resources used by the
+                executor have been reclaimed.
+            cancel_futures: If True then shutdown will cancel all pending
+                futures. Futures that are completed or running will not be
+                cancelled.
+        """
+        queue = self._work_queue
+        queue.shutdown = True
+        if cancel_futures:
+            queue.cancel_pending()
+        queue.close()
+        if wait:
+            for t in list(self._threads):
+                t.join()
