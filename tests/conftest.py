@@ -1,0 +1,77 @@
+"""Shared fixtures: every behaviour test runs against the stdlib and fastfutures.
+
+The ``cf`` fixture is the module under test, used the way user code would use
+``import concurrent.futures as cf``.  A test that documents a deliberate
+difference from the stdlib is marked ``stdlib_differs`` and only runs against
+fastfutures.
+"""
+import concurrent.futures
+import concurrent.futures.process
+import concurrent.futures.thread
+import importlib
+import os
+import threading
+import time
+
+import pytest
+
+# Generous bound for anything that should complete "soon": a bug makes the
+# test fail after this long instead of hanging until pytest-timeout fires.
+TIMEOUT = 10.0
+
+
+def _load_fastfutures():
+    module = importlib.import_module("fastfutures")
+    # Make the submodules reachable as attributes, like the stdlib ones above.
+    importlib.import_module("fastfutures.thread")
+    importlib.import_module("fastfutures.process")
+    return module
+
+
+@pytest.fixture(params=["stdlib", "fastfutures"])
+def cf(request):
+    """The futures module under test: concurrent.futures or fastfutures."""
+    if request.param == "stdlib":
+        if request.node.get_closest_marker("stdlib_differs") is not None:
+            pytest.skip("documented fastfutures-only behaviour")
+        return concurrent.futures
+    return _load_fastfutures()
+
+
+@pytest.fixture
+def is_fastfutures(cf):
+    return cf is not concurrent.futures
+
+
+def wait_until(predicate, timeout=TIMEOUT, interval=0.005):
+    """Poll ``predicate`` until it is true; return its last value.
+
+    Used where a test must observe something happening in another thread
+    (a worker exiting, a task starting).  It never asserts on elapsed time:
+    the caller asserts on the returned value.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def start_thread(target, *args):
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
+def join_all(threads, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    alive = [t for t in threads if t.is_alive()]
+    assert not alive, f"threads still running (deadlock?): {alive}"
+
+
+def src_path_of(module):
+    """The directory to put on sys.path for a child process to import ``module``."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(module.__file__)))
