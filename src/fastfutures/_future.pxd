@@ -67,6 +67,7 @@ cdef class FutureCore:
     cdef object _compat_condition   # threading.Condition, made only if stdlib code asks for _condition
     cdef object __weakref__
 
+    cdef void track(self) noexcept
     cdef bint set_running(self) except -1
     cdef int _notify_waiters(self, int how) except -1
     cdef int _invoke_callbacks(self) except -1

@@ -42,6 +42,11 @@ from cpython.ref cimport PyObject
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 
 cdef extern from "Python.h":
+    int PyObject_GC_IsTracked(object)
+    void PyObject_GC_Track(PyObject *)
+    void PyObject_GC_UnTrack(PyObject *)
+    bint PyObject_IS_GC(object)
+    int PyObject_GenericSetAttr(object, object, object) except -1
     ctypedef object (*newfunc)(PyTypeObject *, object, PyObject *)
 
 LOGGER = logging.getLogger("concurrent.futures")
@@ -196,6 +201,20 @@ cdef class FutureCore:
     def __cinit__(self, *args, **kwargs):
         # *args: subclasses may take constructor arguments of their own.
         self._state = ST_PENDING
+        # A fresh future references nothing, so it cannot be part of a
+        # reference cycle: keep it out of the cyclic GC (as CPython does for
+        # tuples and dicts) until it stores a reference that could close one.
+        # With 100k pending futures this halves the cost of creating them.
+        PyObject_GC_UnTrack(<PyObject *>self)
+
+    cdef void track(self) noexcept:
+        if not PyObject_GC_IsTracked(self):
+            PyObject_GC_Track(<PyObject *>self)
+
+    def __setattr__(self, name, value):
+        # Attributes live in the instance __dict__, which may close a cycle.
+        PyObject_GenericSetAttr(self, name, value)
+        self.track()
 
     def __init__(self):
         pass
@@ -234,6 +253,8 @@ cdef class FutureCore:
                 self._exception_value = value
             else:
                 self._result_value = value
+            if PyObject_IS_GC(value):
+                self.track()
             ff_store_release(&self._state, ST_FINISHED)
             self._notify_waiters(HOW_EXCEPTION if failed else HOW_RESULT)
             if cond is not None:
@@ -288,6 +309,7 @@ cdef class FutureCore:
         return 0
 
     cdef int add_waiter(self, object waiter) except -1:
+        self.track()
         if self._waiter_list is None:
             self._waiter_list = [waiter]
         else:
@@ -376,6 +398,7 @@ cdef class FutureCore:
         order they were added.
         """
         if self._state < ST_CANCELLED:
+            self.track()
             if self._callback0 is None:
                 self._callback0 = fn
             elif self._more_callbacks is None:
@@ -467,6 +490,7 @@ cdef class FutureCore:
 
     @property
     def _waiters(self):
+        self.track()
         if self._waiter_list is None:
             self._waiter_list = []
         return self._waiter_list
@@ -487,6 +511,7 @@ cdef class FutureCore:
         # each future's _condition while installing their waiters) see a
         # consistent state.
         if self._compat_condition is None:
+            self.track()
             self._compat_condition = _new_condition()
         return self._compat_condition
 
@@ -592,9 +617,14 @@ def wait(fs, timeout=None, return_when=ALL_COMPLETED):
     cdef set done = set()
     cdef set not_done
     cdef list foreign = [f for f in futures if not is_core(f)]
-    cdef _ForeignLocks locks = _ForeignLocks(foreign) if foreign else None
+    cdef _ForeignLocks locks
     cdef Waiter waiter
     cdef int kind
+    if return_when == ALL_COMPLETED and not foreign:
+        if _wait_all_in_turn(futures, deadline_from_timeout(timeout)):
+            done = {f for f in futures if _finished_for_waiting(f)}
+            return DoneAndNotDoneFutures(done, futures - done)
+    locks = _ForeignLocks(foreign) if foreign else None
     if locks is not None:
         locks.acquire()
     try:
@@ -629,6 +659,28 @@ def wait(fs, timeout=None, return_when=ALL_COMPLETED):
             _uninstall(f, waiter)
     done.update(waiter.finished_futures)
     return DoneAndNotDoneFutures(done, futures - done)
+
+
+cdef bint _wait_all_in_turn(set futures, Deadline deadline) except -1:
+    """wait(ALL_COMPLETED) for fastfutures futures: wait for each in turn.
+
+    Cheaper than a waiter on every future: while the waiting thread blocks on
+    one future, the others complete without notifying anybody.  Returns
+    False when a future is cancelled-but-not-notified: only a waiter sees
+    that state end, so the caller falls back to the general path.
+    """
+    cdef FutureCore core
+    cdef int state
+    for f in futures:
+        core = <FutureCore>f
+        state = core._state
+        if state < ST_CANCELLED:
+            if not core.wait_done(deadline):
+                return True         # timed out: the caller reports what is done
+            state = core._state
+        if state == ST_CANCELLED:
+            return False
+    return True
 
 
 def as_completed(fs, timeout=None):
@@ -699,19 +751,22 @@ def _results_in_order(list fs, Deadline deadline):
     try:
         while fs:
             f = fs.pop()
-            try:
-                if is_core(f):
-                    core = <FutureCore>f
-                    if core._state != ST_FINISHED:
-                        core.wait_done(deadline)
-                    if core._state == ST_FINISHED and not core._exception_value:
-                        value = core._result_value
-                    elif deadline.forever:
-                        value = f.result()
-                    else:
-                        value = f.result(max(deadline.at - ff_monotonic(), 0.0))
+            if is_core(f):
+                core = <FutureCore>f
+                if core._state != ST_FINISHED:
+                    core.wait_done(deadline)
+                if core._state == ST_FINISHED and not core._exception_value:
+                    # The common case, with no Python-level call at all
+                    # (cancel() of a finished future is a no-op).
+                    value = core._result_value
                     core = None
-                elif deadline.forever:
+                    f = None
+                    yield value
+                    value = None
+                    continue
+                core = None
+            try:
+                if deadline.forever:
                     value = f.result()
                 else:
                     value = f.result(deadline.at - ff_monotonic())
