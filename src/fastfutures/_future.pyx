@@ -589,6 +589,12 @@ cdef bint _finished_for_waiting(object f) except -1:
     return f._state in ("CANCELLED_AND_NOTIFIED", "FINISHED")
 
 
+cdef list _foreign(set futures):
+    # A function of its own so that no loop variable outlives it (a
+    # generator's locals would keep the last future alive).
+    return [f for f in futures if not is_core(f)]
+
+
 cdef int _install(set fs, Waiter waiter) except -1:
     for f in fs:
         if is_core(f):
@@ -616,7 +622,7 @@ def wait(fs, timeout=None, return_when=ALL_COMPLETED):
     cdef set futures = set(fs)
     cdef set done = set()
     cdef set not_done
-    cdef list foreign = [f for f in futures if not is_core(f)]
+    cdef list foreign = _foreign(futures)
     cdef _ForeignLocks locks
     cdef Waiter waiter
     cdef int kind
@@ -693,7 +699,7 @@ def as_completed(fs, timeout=None):
     cdef Deadline deadline = deadline_from_timeout(timeout)
     cdef set futures = set(fs)
     cdef Py_ssize_t total = len(futures)
-    cdef list foreign = [f for f in futures if not is_core(f)]
+    cdef list foreign = _foreign(futures)
     cdef _ForeignLocks locks = _ForeignLocks(foreign) if foreign else None
     cdef Waiter waiter = Waiter(W_AS_COMPLETED)
     cdef list finished = []
