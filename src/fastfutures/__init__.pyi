@@ -1,0 +1,33 @@
+# Type stubs for the public facade: the names of concurrent.futures.
+from concurrent.futures import (
+    ALL_COMPLETED as ALL_COMPLETED,
+    FIRST_COMPLETED as FIRST_COMPLETED,
+    FIRST_EXCEPTION as FIRST_EXCEPTION,
+    BrokenExecutor as BrokenExecutor,
+    CancelledError as CancelledError,
+    InvalidStateError as InvalidStateError,
+    TimeoutError as TimeoutError,
+)
+
+from ._base import Executor as Executor
+from ._future import Future as Future, as_completed as as_completed, wait as wait
+from .process import ProcessPoolExecutor as ProcessPoolExecutor
+from .thread import ThreadPoolExecutor as ThreadPoolExecutor
+
+__version__: str
+
+__all__ = (
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+    "ALL_COMPLETED",
+    "CancelledError",
+    "TimeoutError",
+    "InvalidStateError",
+    "BrokenExecutor",
+    "Future",
+    "Executor",
+    "wait",
+    "as_completed",
+    "ProcessPoolExecutor",
+    "ThreadPoolExecutor",
+)

@@ -1,0 +1,43 @@
+# Type stubs for fastfutures.thread.
+import concurrent.futures.thread
+from collections.abc import Callable
+from concurrent.futures.thread import BrokenThreadPool as BrokenThreadPool
+from typing import overload
+from typing_extensions import TypeVarTuple, Unpack
+
+from ._base import Executor
+
+__all__ = ["ThreadPoolExecutor", "BrokenThreadPool"]
+
+_Ts = TypeVarTuple("_Ts")
+
+# A subclass of the stdlib's ThreadPoolExecutor too (asyncio's
+# set_default_executor requires that); fastfutures' submit()/map() come first.
+class ThreadPoolExecutor(Executor, concurrent.futures.thread.ThreadPoolExecutor):
+    # initargs must match the initializer's parameters.
+    @overload
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        thread_name_prefix: str = "",
+        initializer: Callable[[], object] | None = None,
+        initargs: tuple[()] = (),
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        thread_name_prefix: str = "",
+        *,
+        initializer: Callable[[Unpack[_Ts]], object],
+        initargs: tuple[Unpack[_Ts]],
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        max_workers: int | None,
+        thread_name_prefix: str,
+        initializer: Callable[[Unpack[_Ts]], object],
+        initargs: tuple[Unpack[_Ts]],
+    ) -> None: ...
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
