@@ -656,7 +656,8 @@ def test_interpreter_exit_runs_pending_work(cf):
         import time
         def task(i):
             time.sleep(0.05)
-            print("done", i, flush=True)
+            sys.stdout.write(f"done {i}\\n")  # one write: threads must not interleave
+            sys.stdout.flush()
         ex = cf.ThreadPoolExecutor(max_workers=2)
         for i in range(6):
             ex.submit(task, i)
