@@ -144,6 +144,10 @@ def test_run_in_executor_cancel_queued(cf):
             queued.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await queued
+            # The cancellation reaches the concurrent future through a loop
+            # callback: let the loop run it before the worker is released.
+            for _ in range(3):
+                await asyncio.sleep(0)
             release.set()
             await first
         finally:
