@@ -421,6 +421,36 @@ def test_shutdown_cancel_futures(cf):
             f.result(timeout=0)
 
 
+def _cancel_queued_by_shutdown(cf):
+    started = threading.Event()
+    release = threading.Event()
+
+    def blocker():
+        started.set()
+        release.wait(TIMEOUT)
+
+    ex = cf.ThreadPoolExecutor(max_workers=1)
+    ex.submit(blocker)
+    assert started.wait(TIMEOUT)
+    queued = [ex.submit(pow, 2, i) for i in range(3)]
+    ex.shutdown(wait=False, cancel_futures=True)
+    release.set()
+    ex.shutdown(wait=True)
+    assert all(f.cancelled() for f in queued)
+    return queued
+
+
+@pytest.mark.stdlib_differs
+def test_shutdown_cancel_futures_notifies_waiters(cf):
+    # fastfutures-only: futures cancelled by shutdown(cancel_futures=True) are
+    # also notified, so wait()/as_completed() count them as done.  The stdlib
+    # leaves them CANCELLED (not notified) forever, and wait() without a
+    # timeout hangs on them: CPython gh-109934 / gh-87893 (open).
+    queued = _cancel_queued_by_shutdown(cf)
+    assert cf.wait(queued, timeout=TIMEOUT).done == set(queued)
+    assert set(cf.as_completed(queued, timeout=TIMEOUT)) == set(queued)
+
+
 def test_shutdown_cancel_futures_wait_true(cf):
     started = threading.Event()
     release = threading.Event()
