@@ -26,7 +26,6 @@ __all__ = (
     "ALL_COMPLETED",
     "CancelledError",
     "TimeoutError",
-    "InvalidStateError",
     "BrokenExecutor",
     "Future",
     "Executor",

@@ -11,6 +11,8 @@ cdef extern from "_sync.h":
     int ff_load_acquire(int *p) nogil
     void ff_store_release(int *p, int v) nogil
     int ff_spin_until_at_least(int *value, int minimum, int spins) nogil
+    int ff_spin_until_changed(int *value, int old, int spins) nogil
+    int ff_increment(int *p) nogil
     double ff_monotonic() nogil
     void ff_yield() nogil
     void FF_ASSERT(bint) nogil
@@ -79,6 +81,7 @@ cdef class FutureCore:
     cdef object get_result(self)
 
 
+cdef int spin_then_hand_off(int *value, int minimum, int spins) noexcept nogil
 cdef Deadline deadline_from_timeout(object timeout) except *
 cdef FutureCore new_future()
 cdef int run_call(FutureCore future, object fn, object args, object kwargs) except -1

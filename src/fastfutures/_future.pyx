@@ -59,14 +59,38 @@ cdef tuple STATE_DESCRIPTIONS = ("pending", "running", "cancelled", "cancelled",
 # How long a waiting thread spins (without the GIL) before it blocks.  Long
 # enough to catch a quick hand-off from another thread, short enough not to
 # matter when the wait is long.  Tunable for experiments via set_spin_rounds().
-cdef int spin_rounds = 4000
+cdef int spin_rounds = 2000
 
 
-def set_spin_rounds(int rounds):
-    """Tune how long waiters spin before blocking (0 disables spinning)."""
-    global spin_rounds
-    old = spin_rounds
+# Bumped by every thread of ours right after it releases the GIL to wait.
+# A thread that sees what it waited for has happened spins a little longer,
+# until the thread that made it happen has released the GIL too: taking a GIL
+# that is still held means sleeping on a condition variable, and that wake-up
+# is what makes a hand-off between two Python threads cost tens of µs.
+cdef int gil_release_epoch = 0
+cdef int hand_off_rounds = 2000
+
+
+cdef int spin_then_hand_off(int *value, int minimum, int spins) noexcept nogil:
+    """Spin (GIL released) until *value >= minimum; returns the last value."""
+    cdef int epoch = ff_increment(&gil_release_epoch)
+    cdef int v = ff_spin_until_at_least(value, minimum, spins)
+    if v >= minimum:
+        ff_spin_until_changed(&gil_release_epoch, epoch, hand_off_rounds)
+    return v
+
+
+def set_spin_rounds(int rounds, hand_off=None):
+    """Tune how long waiters spin before blocking (0 disables spinning).
+
+    Returns the previous (rounds, hand_off) pair.  For experiments and
+    benchmarks; the defaults suit a small machine.
+    """
+    global spin_rounds, hand_off_rounds
+    old = (spin_rounds, hand_off_rounds)
     spin_rounds = max(rounds, 0)
+    if hand_off is not None:
+        hand_off_rounds = max(<int>hand_off, 0)
     return old
 
 
@@ -162,7 +186,7 @@ cdef class Waiter:
         cdef int spins = spin_rounds
         if spins and not self._signalled:
             with nogil:
-                ff_spin_until_at_least(&self._signalled, 1, spins)
+                spin_then_hand_off(&self._signalled, 1, spins)
         while True:
             if deadline.forever:
                 micros = -1
@@ -335,7 +359,7 @@ cdef class FutureCore:
             return False
         if spin_rounds:
             with nogil:
-                ff_spin_until_at_least(&self._state, ST_CANCELLED, spin_rounds)
+                spin_then_hand_off(&self._state, ST_CANCELLED, spin_rounds)
             if self._state >= ST_CANCELLED:
                 return True
         waiter = Waiter(W_RESULT)

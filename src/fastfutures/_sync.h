@@ -15,6 +15,7 @@
 #  include <windows.h>
 #  define ff_load_acquire(p)      ((int)_InterlockedOr((volatile long *)(p), 0))
 #  define ff_store_release(p, v)  ((void)_InterlockedExchange((volatile long *)(p), (long)(v)))
+#  define ff_increment(p)         ((int)_InterlockedIncrement((volatile long *)(p)))
 #  if defined(_M_X64) || defined(_M_IX86)
 #    define ff_cpu_relax() _mm_pause()
 #  else
@@ -32,6 +33,7 @@ static inline double ff_monotonic(void) {
 #  include <time.h>
 #  define ff_load_acquire(p)      __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #  define ff_store_release(p, v)  __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#  define ff_increment(p)         __atomic_add_fetch((p), 1, __ATOMIC_ACQ_REL)
 #  if defined(__x86_64__) || defined(__i386__)
 #    define ff_cpu_relax() __builtin_ia32_pause()
 #  elif defined(__aarch64__) || defined(__arm__)
@@ -47,13 +49,29 @@ static inline double ff_monotonic(void) {
 }
 #endif
 
+/* Spinners yield the CPU every FF_YIELD_MASK+1 rounds: on a loaded 2-core
+ * machine the thread being waited for may be queued behind the spinner. */
+#ifndef FF_YIELD_MASK
+#  define FF_YIELD_MASK 7
+#endif
+
 /* Spin until *value >= minimum, for at most `spins` rounds; every 64th round
  * yields the CPU so a spinner never starves the thread it is waiting for on a
  * small machine.  Returns the last value read.  Called without the GIL. */
 static inline int ff_spin_until_at_least(int *value, int minimum, int spins) {
     int v = ff_load_acquire(value);
     for (int i = 0; i < spins && v < minimum; i++) {
-        if ((i & 63) == 63) ff_yield(); else ff_cpu_relax();
+        if ((i & FF_YIELD_MASK) == FF_YIELD_MASK) ff_yield(); else ff_cpu_relax();
+        v = ff_load_acquire(value);
+    }
+    return v;
+}
+
+/* Spin until *value != old, for at most `spins` rounds. */
+static inline int ff_spin_until_changed(int *value, int old, int spins) {
+    int v = ff_load_acquire(value);
+    for (int i = 0; i < spins && v == old; i++) {
+        if ((i & FF_YIELD_MASK) == FF_YIELD_MASK) ff_yield(); else ff_cpu_relax();
         v = ff_load_acquire(value);
     }
     return v;

@@ -28,7 +28,7 @@ from ._future cimport (
     FutureCore,
     ST_CANCELLED,
     ff_load_acquire,
-    ff_spin_until_at_least,
+    spin_then_hand_off,
     ff_store_release,
     new_future,
     run_call,
@@ -41,7 +41,7 @@ LOGGER = logging.getLogger("concurrent.futures")
 cdef bint interpreter_shutting_down = False
 
 # How long an idle worker spins before it blocks (see _future.spin_rounds).
-cdef int worker_spin_rounds = 4000
+cdef int worker_spin_rounds = 2000
 
 
 def set_interpreter_shutting_down():
@@ -202,7 +202,7 @@ cdef class WorkQueue:
             self.spinner = slot
         with nogil:
             if spin:
-                ff_spin_until_at_least(&slot.woken, 1, worker_spin_rounds)
+                spin_then_hand_off(&slot.woken, 1, worker_spin_rounds)
             if not ff_load_acquire(&slot.woken):
                 PyThread_acquire_lock(slot.lock, WAIT_LOCK)
                 taken = True
