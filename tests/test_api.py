@@ -58,29 +58,29 @@ def test_exception_hierarchy(cf):
 
 
 @pytest.mark.parametrize("name", EXCEPTIONS)
-def test_exceptions_are_the_stdlib_classes(name):
+def test_fastfutures_exceptions_are_the_stdlib_classes(name):
     assert getattr(fastfutures(), name) is getattr(concurrent.futures, name)
 
 
-def test_broken_pool_exceptions_are_the_stdlib_classes():
+def test_fastfutures_broken_pool_exceptions_are_the_stdlib_classes():
     thread = importlib.import_module("fastfutures.thread")
     process = importlib.import_module("fastfutures.process")
     assert thread.BrokenThreadPool is concurrent.futures.thread.BrokenThreadPool
     assert process.BrokenProcessPool is concurrent.futures.process.BrokenProcessPool
 
 
-def test_return_when_constants_equal_stdlib():
+def test_fastfutures_return_when_constants_equal_stdlib():
     ff = fastfutures()
     for name in ("FIRST_COMPLETED", "FIRST_EXCEPTION", "ALL_COMPLETED"):
         assert getattr(ff, name) == getattr(concurrent.futures, name)
 
 
-def test_future_isinstance_of_stdlib_future():
+def test_fastfutures_future_isinstance_of_stdlib_future():
     f = fastfutures().Future()
     assert isinstance(f, concurrent.futures.Future)
 
 
-def test_thread_pool_isinstance_of_stdlib():
+def test_fastfutures_thread_pool_isinstance_of_stdlib():
     ff = fastfutures()
     ex = ff.ThreadPoolExecutor(max_workers=1)
     try:
@@ -99,7 +99,7 @@ def test_submitted_future_isinstance(cf):
         assert f.result(timeout=10) == 1
 
 
-def test_all_matches_stdlib():
+def test_fastfutures_all_matches_stdlib():
     ff = fastfutures()
     assert set(ff.__all__) == set(concurrent.futures.__all__) - STDLIB_314_EXTRAS
     for name in ff.__all__:
