@@ -34,6 +34,7 @@ from ._future cimport (
     run_call,
 )
 from ._future import results_in_order
+from ._base import buffered_map, take_buffersize
 
 LOGGER = logging.getLogger("concurrent.futures")
 
@@ -337,16 +338,21 @@ cdef class ThreadPoolCore:
         self.adjust_thread_count()
         return future
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1):
+    def map(self, fn, *iterables, timeout=None, chunksize=1, **buffering):
         """Returns an iterator equivalent to map(fn, iter).
 
         Every call is queued before map() returns; results come in input
         order.  *chunksize* is accepted and ignored, as by the stdlib's
-        ThreadPoolExecutor.
+        ThreadPoolExecutor.  On Python 3.14+, buffersize=N keeps at most N
+        calls in flight.
         """
         cdef list futures = []
         cdef FutureCore future
         cdef Py_ssize_t n, wanted
+        if buffering:
+            buffersize = take_buffersize(buffering)
+            if buffersize is not None:
+                return buffered_map(self, fn, iterables, timeout, buffersize)
         # The deadline starts now, before the submits, as in the stdlib.
         results = results_in_order(futures, timeout)
         for args in zip(*iterables):
