@@ -773,3 +773,206 @@ def test_fork_with_busy_pool(cf):
     finally:
         release.set()
         ex.shutdown(wait=True)
+
+
+# -- more map / submit edge cases ----------------------------------------------------
+
+@pytest.mark.parametrize("pool", ["cold", "warm"])
+def test_map_iterable_error_raised_from_map_and_submitted_tasks_run(cf, pool):
+    ran = []
+    lock = threading.Lock()
+
+    def record(i):
+        with lock:
+            ran.append(i)
+        return i
+
+    def items():
+        yield 0
+        yield 1
+        yield 2
+        raise KeyError("iterable broke")
+
+    ex = cf.ThreadPoolExecutor(max_workers=2)
+    try:
+        if pool == "warm":  # workers already started and idle
+            ex.submit(abs, 1).result(timeout=TIMEOUT)
+        # map() is eager: the iterable's error comes out of map() itself.
+        with pytest.raises(KeyError, match="iterable broke"):
+            ex.map(record, items())
+        # What was submitted before the error runs (nothing cancelled it),
+        # without waiting for shutdown.
+        wait_until(lambda: len(ran) == 3, timeout=5)
+        assert sorted(ran) == [0, 1, 2]
+    finally:
+        ex.shutdown(wait=True)
+    assert sorted(ran) == [0, 1, 2]
+
+
+def test_map_after_shutdown(cf):
+    ex = cf.ThreadPoolExecutor(max_workers=1)
+    ex.shutdown()
+    with pytest.raises(RuntimeError, match="cannot schedule new futures after shutdown"):
+        ex.map(abs, [1, 2])
+
+
+def test_map_partially_consumed_iterator_dropped_cancels_the_rest(cf):
+    second_started = threading.Event()
+    release = threading.Event()
+    ran = []
+    lock = threading.Lock()
+
+    def task(i):
+        with lock:
+            ran.append(i)
+        if i == 1:
+            second_started.set()
+            release.wait(TIMEOUT)
+        return i
+
+    ex = cf.ThreadPoolExecutor(max_workers=1)
+    try:
+        it = ex.map(task, range(6))
+        assert next(it) == 0
+        assert second_started.wait(TIMEOUT)
+        del it  # generator finalisation cancels what has not started
+        gc.collect()
+    finally:
+        release.set()
+        ex.shutdown(wait=True)
+    assert ran == [0, 1]
+
+
+def test_map_uses_overridden_submit(cf):
+    class CountingPool(cf.ThreadPoolExecutor):
+        def __init__(self, *args, tag="x", **kwargs):
+            super().__init__(*args, **kwargs)
+            self.tag = tag
+            self.submitted = 0
+
+        def submit(self, fn, /, *args, **kwargs):
+            self.submitted += 1
+            return super().submit(fn, *args, **kwargs)
+
+    with CountingPool(max_workers=2, tag="y") as ex:
+        assert list(ex.map(abs, [-1, -2, -3])) == [1, 2, 3]
+        assert ex.submitted == 3
+        assert ex.tag == "y"
+        assert isinstance(ex, cf.ThreadPoolExecutor)
+
+
+@pytest.mark.parametrize("exc_type", [ValueError, SystemExit])
+def test_initializer_base_exception_also_breaks_pool(cf, caplog, exc_type):
+    go = threading.Event()
+
+    def init():
+        go.wait(TIMEOUT)
+        raise exc_type("init failed")
+
+    ex = cf.ThreadPoolExecutor(max_workers=1, initializer=init)
+    try:
+        with caplog.at_level(logging.CRITICAL, logger="concurrent.futures"):
+            f = ex.submit(abs, -1)
+            go.set()
+            with pytest.raises(cf.BrokenExecutor):
+                f.result(timeout=TIMEOUT)
+    finally:
+        ex.shutdown(wait=True)
+    assert any(r.getMessage() == "Exception in initializer:" for r in caplog.records)
+
+
+def test_initargs_any_iterable(cf):
+    got = []
+    with cf.ThreadPoolExecutor(max_workers=1, initializer=lambda *a: got.append(a),
+                               initargs=[1, 2]) as ex:
+        ex.submit(abs, 1).result(timeout=TIMEOUT)
+    assert got == [(1, 2)]
+
+
+def test_thread_name_prefix_none_or_empty_uses_default(cf):
+    for prefix in (None, ""):
+        with cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix=prefix) as ex:
+            name = ex.submit(lambda: threading.current_thread().name).result(timeout=TIMEOUT)
+        assert re.fullmatch(r"ThreadPoolExecutor-\d+_0", name), name
+
+
+def test_task_arguments_released_after_run(cf):
+    class Payload:
+        pass
+
+    with cf.ThreadPoolExecutor(max_workers=1) as ex:
+        payload = Payload()
+        ref = weakref.ref(payload)
+        f = ex.submit(id, payload)
+        f.result(timeout=TIMEOUT)
+        del payload
+
+        def released():
+            gc.collect()
+            return ref() is None
+
+        # The executor is still alive: the worker must not hold the arguments.
+        assert wait_until(released)
+
+
+def test_task_result_released_with_future(cf):
+    class Result:
+        pass
+
+    with cf.ThreadPoolExecutor(max_workers=1) as ex:
+        f = ex.submit(Result)
+        ref = weakref.ref(f.result(timeout=TIMEOUT))
+        del f
+
+        def released():
+            gc.collect()
+            return ref() is None
+
+        assert wait_until(released)
+
+
+def test_task_exception_has_traceback_of_the_task(cf):
+    import traceback
+
+    def failing_task_function():
+        raise LookupError("x")
+
+    with cf.ThreadPoolExecutor(max_workers=1) as ex:
+        exc = ex.submit(failing_task_function).exception(timeout=TIMEOUT)
+    assert isinstance(exc, LookupError)
+    names = [frame.name for frame in traceback.extract_tb(exc.__traceback__)]
+    assert "failing_task_function" in names
+
+
+def test_tasks_do_not_inherit_submitters_context(cf):
+    import contextvars
+    var = contextvars.ContextVar("fastfutures_test_var", default="unset")
+    token = var.set("main")
+    try:
+        with cf.ThreadPoolExecutor(max_workers=1) as ex:
+            assert ex.submit(var.get).result(timeout=TIMEOUT) == "unset"
+    finally:
+        var.reset(token)
+
+
+def test_future_constructor_takes_no_arguments(cf):
+    with pytest.raises(TypeError):
+        cf.Future(1)
+
+
+def test_nested_submit_from_task(cf):
+    with cf.ThreadPoolExecutor(max_workers=2) as ex:
+        def outer():
+            return ex.submit(pow, 2, 5)
+
+        inner = ex.submit(outer).result(timeout=TIMEOUT)
+        assert inner.result(timeout=TIMEOUT) == 32
+
+
+def test_add_done_callback_after_task_finished_runs_in_caller(cf):
+    with cf.ThreadPoolExecutor(max_workers=1) as ex:
+        f = ex.submit(abs, -4)
+        f.result(timeout=TIMEOUT)
+        seen = []
+        f.add_done_callback(lambda fut: seen.append((threading.get_ident(), fut.result())))
+    assert seen == [(threading.get_ident(), 4)]
