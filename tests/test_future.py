@@ -601,3 +601,46 @@ def test_class_getitem(cf):
     alias = cf.Future[int]
     assert alias.__origin__ is cf.Future
     assert alias.__args__ == (int,)
+
+
+# -- unusual but legal inputs -----------------------------------------------------
+
+def test_set_exception_with_exception_class(cf):
+    # The stdlib stores whatever it is given; raising a class instantiates it.
+    f = cf.Future()
+    f.set_exception(ValueError)
+    assert f.exception(timeout=0) is ValueError
+    with pytest.raises(ValueError):
+        f.result(timeout=0)
+
+
+def test_set_exception_cancelled_error_is_not_cancellation(cf):
+    f = cf.Future()
+    f.set_exception(cf.CancelledError())
+    assert f.done()
+    assert not f.cancelled()
+    assert isinstance(f.exception(timeout=0), cf.CancelledError)
+    with pytest.raises(cf.CancelledError):
+        f.result(timeout=0)
+    assert cf.wait([f], timeout=0).done == {f}
+
+
+def test_non_callable_callback_is_logged_not_raised(cf, caplog):
+    f = cf.Future()
+    with caplog.at_level(logging.ERROR, logger="concurrent.futures"):
+        f.add_done_callback(42)   # accepted: the stdlib does not check
+        f.set_result(1)
+        f.add_done_callback("also not callable")
+    records = _callback_records(caplog)
+    assert len(records) == 2
+    assert all(r.exc_info[0] is TypeError for r in records)
+
+
+def test_futures_hash_and_compare_by_identity(cf):
+    a, b = cf.Future(), cf.Future()
+    assert a != b
+    assert a == a
+    assert len({a, b, a}) == 2
+    h = hash(a)
+    a.set_result(1)
+    assert hash(a) == h

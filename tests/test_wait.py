@@ -572,3 +572,21 @@ def test_compat_concurrent_futures_as_completed_accepts_cf_futures(cf):
         next(it)
     with pytest.raises(concurrent.futures.TimeoutError):
         list(concurrent.futures.as_completed([cf.Future()], timeout=0))
+
+
+@pytest.mark.parametrize("timeout", [0, -1])
+def test_as_completed_yields_finished_before_timing_out(cf, timeout):
+    done = make(cf, "FINISHED", 1)
+    pending = cf.Future()
+    it = cf.as_completed([pending, done], timeout=timeout)
+    assert next(it) is done
+    with pytest.raises(cf.TimeoutError, match=r"^1 \(of 2\) futures unfinished$"):
+        next(it)
+
+
+def test_wait_negative_timeout(cf):
+    done = make(cf, "FINISHED", 1)
+    pending = cf.Future()
+    result = cf.wait([pending, done], timeout=-1)
+    assert result.done == {done}
+    assert result.not_done == {pending}
