@@ -75,3 +75,26 @@ def join_all(threads, timeout=TIMEOUT):
 def src_path_of(module):
     """The directory to put on sys.path for a child process to import ``module``."""
     return os.path.dirname(os.path.dirname(os.path.abspath(module.__file__)))
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads():
+    """Fail a test whose pools leave non-daemon threads running afterwards.
+
+    Every test shuts its executors down (or drops them); their workers must
+    then exit.  Waits a bounded time, since shutdown(wait=False) and garbage
+    collection let workers finish asynchronously.
+    """
+    before = set(threading.enumerate())
+    yield
+
+    def leaked():
+        return [t for t in threading.enumerate()
+                if t not in before and t.is_alive() and not t.daemon]
+
+    if wait_until(lambda: not leaked(), timeout=TIMEOUT):
+        return
+    import gc
+    gc.collect()
+    remaining = leaked() if not wait_until(lambda: not leaked(), timeout=2) else []
+    assert not remaining, f"threads left running after the test: {remaining}"
