@@ -22,7 +22,6 @@ __all__ = (
     "ALL_COMPLETED",
     "CancelledError",
     "TimeoutError",
-    "InvalidStateError",
     "BrokenExecutor",
     "Future",
     "Executor",

@@ -121,6 +121,7 @@ cdef class WorkQueue:
 
     cdef int grow(self) except -1:
         cdef Py_ssize_t new_capacity = self.capacity * 2
+        cdef Py_ssize_t i
         cdef WorkItem *items = <WorkItem *>PyMem_Realloc(
             self.items, new_capacity * sizeof(WorkItem))
         if items == NULL:
