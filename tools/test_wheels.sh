@@ -154,7 +154,7 @@ EOF
         log "Python $PYVER: fresh venv, install the wheel"
         VENV="$WORK/test-$PYVER"
         "$PY" -m venv "$VENV"
-        "$VENV/bin/python" -m pip install -q "$WHEEL[test]"
+        "$VENV/bin/python" -m pip install -q "${WHEEL}[test]"
 
         RUN="$WORK/run-$PYVER"
         mkdir -p "$RUN"
@@ -222,7 +222,8 @@ log "summary"
 echo "sdist: $SDIST"
 for PY in "${PYTHONS[@]}"; do
     PYVER="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-    wheel="$(ls "$WORK/wheelhouse/$PYVER"/*.whl 2>/dev/null | xargs -r -n1 basename || true)"
+    wheel=""
+    for w in "$WORK/wheelhouse/$PYVER"/*.whl; do [[ -e "$w" ]] && wheel="$(basename "$w")"; done
     tests="$(grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$' "$WORK/pytest-$PYVER.log" 2>/dev/null | tail -1 || true)"
     printf '%-5s %-7s %s\n      %s\n      %s\n' "$PYVER" "${RESULT[$PYVER]}" "${wheel:-no wheel}" "${TAG[$PYVER]}" "${tests:-no test run}"
 done
