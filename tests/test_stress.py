@@ -295,3 +295,28 @@ def test_shutdown_cancel_futures_racing_with_submitters(cf):
     ran = [f for f in submitted if not f.cancelled()]
     done, not_done = cf.wait(ran, timeout=TIMEOUT)
     assert not not_done
+
+
+def test_add_done_callback_racing_with_completion(cf):
+    """Callbacks added while another thread completes: each runs once."""
+    n = 1000
+    futures = [cf.Future() for _ in range(n)]
+    counts = [[0] * n for _ in range(N_THREADS)]
+
+    def role(k):
+        if k == 0:
+            for i, f in enumerate(futures):
+                if i % 3 == 0:
+                    f.cancel()
+                else:
+                    f.set_result(i)
+            return
+        row = counts[k]
+        for i, f in enumerate(futures):
+            def cb(fut, i=i):
+                row[i] += 1
+            f.add_done_callback(cb)
+
+    run_threads(role)
+    for k in range(1, N_THREADS):
+        assert counts[k] == [1] * n

@@ -590,3 +590,50 @@ def test_wait_negative_timeout(cf):
     result = cf.wait([pending, done], timeout=-1)
     assert result.done == {done}
     assert result.not_done == {pending}
+
+
+def _allocated_growth(fn, rounds):
+    import tracemalloc
+    fn()  # warm up caches and free lists
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start, _ = tracemalloc.get_traced_memory()
+        for _ in range(rounds):
+            fn()
+        gc.collect()
+        end, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return end - start
+
+
+def test_repeated_wait_on_pending_future_does_not_leak_waiters(cf):
+    # Each wait() that times out must remove the waiter it installed.
+    pending = [cf.Future() for _ in range(3)]
+    done = make(cf, "FINISHED", 1)
+
+    def once():
+        cf.wait(pending + [done], timeout=0)
+        cf.wait(pending, timeout=0, return_when=cf.FIRST_COMPLETED)
+        cf.wait(pending, timeout=0, return_when=cf.FIRST_EXCEPTION)
+
+    growth = _allocated_growth(once, 3000)
+    assert growth < 100_000, growth
+    for f in pending:
+        f.set_result(None)
+
+
+def test_repeated_as_completed_does_not_leak_waiters(cf):
+    pending = [cf.Future() for _ in range(3)]
+    done = make(cf, "FINISHED", 1)
+
+    def once():
+        it = cf.as_completed(pending + [done], timeout=0)
+        next(it)
+        it.close()
+        with pytest.raises(cf.TimeoutError):
+            list(cf.as_completed(pending, timeout=0))
+
+    growth = _allocated_growth(once, 3000)
+    assert growth < 100_000, growth
