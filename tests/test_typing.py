@@ -153,12 +153,38 @@ def test_map_buffersize_only_from_314(run_mypy, version, accepted):
         assert _error_lines(output, "buffersize.py") == {7}, output
 
 
+def _stubbed_submodules():
+    package_dir = Path(fastfutures.__file__).resolve().parent
+    return sorted("fastfutures." + p.stem for p in package_dir.glob("*.pyi") if p.stem != "__init__")
+
+
 def test_stubs_match_runtime(mypy_env, run_mypy):
     # stubtest imports the runtime and compares every stubbed name and
     # signature with it; names the stubs leave out (internals) are ignored.
+    # Only the stubbed modules are named: stubtest on the whole package would
+    # also type-check the private pure-Python modules.
+    modules = _stubbed_submodules()
+    assert "fastfutures._future" in modules, "the .pyi files are not installed"
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy.stubtest", "fastfutures", "--ignore-missing-stub",
+        [sys.executable, "-m", "mypy.stubtest", *modules, "--ignore-missing-stub",
          "--allowlist", str(ALLOWLIST)],
         cwd=run_mypy.workdir, env=mypy_env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_package_stub_exports_what_the_package_does():
+    # The facade's stub, checked by hand (stubtest is given the submodules).
+    import ast
+
+    stub = ast.parse((Path(fastfutures.__file__).resolve().parent / "__init__.pyi").read_text())
+    exported, stub_all = set(), None
+    for node in stub.body:
+        if isinstance(node, ast.ImportFrom):
+            exported.update(alias.asname for alias in node.names if alias.asname == alias.name)
+        elif isinstance(node, ast.Assign) and node.targets[0].id == "__all__":
+            stub_all = ast.literal_eval(node.value)
+    assert sorted(stub_all) == sorted(fastfutures.__all__)
+    assert set(fastfutures.__all__) <= exported
+    for name in exported:
+        assert hasattr(fastfutures, name), name

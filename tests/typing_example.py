@@ -132,12 +132,16 @@ def futures_by_hand() -> None:
 
 def process_pool() -> None:
     with ProcessPoolExecutor(max_workers=1, initializer=remember, initargs=("p", 2)) as ex:
-        fut = ex.submit(square, 4)
-        assert_type(fut, Future[int])
+        fut: concurrent.futures.Future[int] = ex.submit(square, 4)
         assert fut.result(timeout=60) == 16
         assert list(ex.map(square, [1, 2], chunksize=2)) == [1, 4]
-        if sys.version_info >= (3, 14):
+        if sys.platform != "win32":
+            # The shared-memory pool (Windows has the stdlib's).
+            assert_type(ex.submit(square, 5), Future[int])
             assert callable(ex.terminate_workers) and callable(ex.kill_workers)
+    if sys.platform != "win32":
+        with ProcessPoolExecutor(max_workers=1, max_tasks_per_child=2, zero_copy_results=True) as ex:
+            assert ex.submit(square, 6).result(timeout=60) == 36
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
 # Type stubs for fastfutures.process.
+import concurrent.futures.process
 import sys
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool as BrokenProcessPool
@@ -8,12 +9,19 @@ from typing_extensions import TypeVarTuple, Unpack
 
 from ._base import Executor
 
+__all__ = ["ProcessPoolExecutor", "BrokenProcessPool"]
+
 _Ts = TypeVarTuple("_Ts")
 
-class ProcessPoolExecutor(Executor):
-    # initargs must match the initializer's parameters.  max_tasks_per_child
-    # exists from 3.11, as in the stdlib.
-    if sys.version_info >= (3, 11):
+if sys.platform == "win32":
+    # No shared-memory transport on Windows: the stdlib's pool itself.
+    from concurrent.futures.process import ProcessPoolExecutor as ProcessPoolExecutor
+else:
+    # A subclass of the stdlib's ProcessPoolExecutor too.  Unlike the stdlib,
+    # max_tasks_per_child and terminate_workers()/kill_workers() exist on every
+    # supported version.
+    class ProcessPoolExecutor(Executor, concurrent.futures.process.ProcessPoolExecutor):
+        # initargs must match the initializer's parameters.
         @overload
         def __init__(
             self,
@@ -23,6 +31,7 @@ class ProcessPoolExecutor(Executor):
             initargs: tuple[()] = (),
             *,
             max_tasks_per_child: int | None = None,
+            zero_copy_results: bool = False,
         ) -> None: ...
         @overload
         def __init__(
@@ -33,6 +42,7 @@ class ProcessPoolExecutor(Executor):
             initializer: Callable[[Unpack[_Ts]], object],
             initargs: tuple[Unpack[_Ts]],
             max_tasks_per_child: int | None = None,
+            zero_copy_results: bool = False,
         ) -> None: ...
         @overload
         def __init__(
@@ -43,36 +53,9 @@ class ProcessPoolExecutor(Executor):
             initargs: tuple[Unpack[_Ts]],
             *,
             max_tasks_per_child: int | None = None,
+            zero_copy_results: bool = False,
         ) -> None: ...
-    else:
-        @overload
-        def __init__(
-            self,
-            max_workers: int | None = None,
-            mp_context: BaseContext | None = None,
-            initializer: Callable[[], object] | None = None,
-            initargs: tuple[()] = (),
-        ) -> None: ...
-        @overload
-        def __init__(
-            self,
-            max_workers: int | None = None,
-            mp_context: BaseContext | None = None,
-            *,
-            initializer: Callable[[Unpack[_Ts]], object],
-            initargs: tuple[Unpack[_Ts]],
-        ) -> None: ...
-        @overload
-        def __init__(
-            self,
-            max_workers: int | None,
-            mp_context: BaseContext | None,
-            initializer: Callable[[Unpack[_Ts]], object],
-            initargs: tuple[Unpack[_Ts]],
-        ) -> None: ...
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
-    if sys.version_info >= (3, 14):
+        def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
         # Stop the workers now (SIGTERM / SIGKILL); the pool is broken afterwards.
         def terminate_workers(self) -> None: ...
         def kill_workers(self) -> None: ...
