@@ -77,9 +77,11 @@ def src_path_of(module):
     return os.path.dirname(os.path.dirname(os.path.abspath(module.__file__)))
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def no_leaked_threads():
     """Fail a test whose pools leave non-daemon threads running afterwards.
+
+    Opt in per module with ``pytestmark = pytest.mark.usefixtures("no_leaked_threads")``.
 
     Every test shuts its executors down (or drops them); their workers must
     then exit.  Waits a bounded time, since shutdown(wait=False) and garbage

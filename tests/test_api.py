@@ -9,6 +9,8 @@ import types
 
 import pytest
 
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+
 PUBLIC_NAMES = [
     "Future", "Executor", "ThreadPoolExecutor", "ProcessPoolExecutor",
     "wait", "as_completed",

@@ -6,6 +6,8 @@ import pytest
 
 from conftest import TIMEOUT
 
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+
 
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, TIMEOUT))

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import TIMEOUT, join_all, start_thread
 
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+
 STATE_ERRORS = ("CANCELLED", "CANCELLED_AND_NOTIFIED", "FINISHED")
 
 

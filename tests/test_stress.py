@@ -12,6 +12,8 @@ import pytest
 
 from conftest import TIMEOUT, join_all, start_thread
 
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+
 N_THREADS = 4
 
 

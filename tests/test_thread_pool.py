@@ -15,6 +15,8 @@ import pytest
 
 from conftest import TIMEOUT, join_all, src_path_of, start_thread, wait_until
 
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+
 
 def _threads_named(prefix):
     return [t for t in threading.enumerate()

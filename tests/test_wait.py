@@ -9,6 +9,8 @@ import pytest
 
 from conftest import TIMEOUT, join_all, start_thread
 
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
+
 
 def make(cf, state, value=None):
     f = cf.Future()
