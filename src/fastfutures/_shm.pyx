@@ -1,0 +1,201 @@
+# cython: boundscheck=False, wraparound=False
+"""Shared-memory primitives of the process pool's transport.
+
+``Ring``: one direction of a worker channel, a single-producer
+single-consumer byte ring laid out in a shared segment (see _shm_ring.h for
+the memory ordering and the sleep/wake protocol).
+
+``SharedView``: a buffer-protocol object over part of a shared segment.  It
+keeps ``owner`` alive for as long as any memoryview or numpy array made from
+it exists, which is how a zero-copy result gives its segment back: when the
+user drops the last view, ``owner`` is collected and its ``__del__`` returns
+the segment to the worker that wrote it.
+"""
+from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE,
+                             PyBUF_SIMPLE, PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES)
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.stdint cimport uint64_t, uint32_t
+
+cdef extern from "_shm_ring.h":
+    ctypedef struct ffr_ctl:
+        pass
+    int ffr_write2(ffr_ctl *c, char *data, uint64_t cap, const char *p1, uint64_t n1,
+                   const char *p2, uint64_t n2) nogil
+    const char *ffr_peek(ffr_ctl *c, char *data, uint64_t cap, uint32_t *length,
+                         uint64_t *consumed) nogil
+    void ffr_consume(ffr_ctl *c, uint64_t consumed) nogil
+    int ffr_writer_to_wake(ffr_ctl *c) nogil
+    int ffr_is_empty(ffr_ctl *c) nogil
+    int ffr_has_room(ffr_ctl *c, uint64_t cap, uint64_t n) nogil
+    int ffr_reader_prepare_sleep(ffr_ctl *c) nogil
+    void ffr_reader_awake(ffr_ctl *c) nogil
+    int ffr_writer_prepare_wait(ffr_ctl *c, uint64_t cap, uint64_t n) nogil
+    int ffr_spin_nonempty(ffr_ctl *c, long rounds) nogil
+    void ffr_wake_fd(int fd) nogil
+
+# Bytes of control block in front of each ring's data area.
+cdef enum:
+    HEADER_SIZE = 192
+RING_HEADER_SIZE = HEADER_SIZE
+
+
+cdef class Ring:
+    """One end of a shared SPSC ring: ``Ring(segment, offset, capacity, peer_wake_fd)``.
+
+    ``peer_wake_fd`` is the write end of the pipe the *other* process sleeps
+    on: the writer writes a byte there when the reader sleeps, the reader
+    when the writer waits for room.
+    """
+    cdef Py_buffer _view
+    cdef bint _has_view
+    cdef ffr_ctl *_ctl
+    cdef char *_data
+    cdef uint64_t _cap
+    cdef int _peer_wake_fd
+    cdef readonly Py_ssize_t max_record
+
+    def __cinit__(self, segment, Py_ssize_t offset, Py_ssize_t capacity, int peer_wake_fd):
+        if capacity < 64 or (capacity & (capacity - 1)) != 0:
+            raise ValueError("ring capacity must be a power of two >= 64")
+        PyObject_GetBuffer(segment, &self._view, PyBUF_WRITABLE)
+        self._has_view = True
+        if offset < 0 or offset % 64 or offset + HEADER_SIZE + capacity > self._view.len:
+            self.close()
+            raise ValueError("ring does not fit in the segment")
+        self._ctl = <ffr_ctl *>(<char *>self._view.buf + offset)
+        self._data = <char *>self._view.buf + offset + HEADER_SIZE
+        self._cap = capacity
+        self._peer_wake_fd = peer_wake_fd
+        # A record never exceeds half the ring, so it always fits once the
+        # reader has caught up.
+        self.max_record = capacity // 2 - 16
+
+    def close(self):
+        if self._has_view:
+            self._has_view = False
+            self._ctl = NULL
+            PyBuffer_Release(&self._view)
+
+    def __dealloc__(self):
+        if self._has_view:
+            PyBuffer_Release(&self._view)
+
+    cdef inline int _check(self) except -1:
+        if self._ctl == NULL:
+            raise ValueError("ring is closed")
+        return 0
+
+    def write(self, bytes header, bytes payload):
+        """Append header+payload as one record; False when there is no room."""
+        self._check()
+        cdef int r = ffr_write2(self._ctl, self._data, self._cap,
+                                PyBytes_AS_STRING(header), PyBytes_GET_SIZE(header),
+                                PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload))
+        if r < 0:
+            return False
+        if r > 0:
+            ffr_wake_fd(self._peer_wake_fd)
+        return True
+
+    def has_room(self, Py_ssize_t nbytes):
+        self._check()
+        return bool(ffr_has_room(self._ctl, self._cap, nbytes))
+
+    def read_batch(self, Py_ssize_t limit=1 << 30):
+        """Take up to ``limit`` records (as bytes); wakes a writer waiting for room."""
+        self._check()
+        cdef list out = []
+        cdef const char *p
+        cdef uint32_t n
+        cdef uint64_t consumed
+        while len(out) < limit:
+            p = ffr_peek(self._ctl, self._data, self._cap, &n, &consumed)
+            if p == NULL:
+                break
+            out.append(PyBytes_FromStringAndSize(p, n))
+            ffr_consume(self._ctl, consumed)
+        if out and ffr_writer_to_wake(self._ctl):
+            ffr_wake_fd(self._peer_wake_fd)
+        return out
+
+    def empty(self):
+        self._check()
+        return bool(ffr_is_empty(self._ctl))
+
+    def spin(self, long rounds):
+        """Wait (GIL released, no syscall) up to ``rounds`` pauses for data."""
+        self._check()
+        cdef int r
+        with nogil:
+            r = ffr_spin_nonempty(self._ctl, rounds)
+        return bool(r)
+
+    def prepare_sleep(self):
+        """Reader: announce sleep.  True: block now; False: data arrived."""
+        self._check()
+        return bool(ffr_reader_prepare_sleep(self._ctl))
+
+    def awake(self):
+        self._check()
+        ffr_reader_awake(self._ctl)
+
+    def prepare_wait_room(self, Py_ssize_t nbytes):
+        """Writer: announce a wait for room.  True: block now; False: room appeared."""
+        self._check()
+        return bool(ffr_writer_prepare_wait(self._ctl, self._cap, nbytes))
+
+
+cdef class SharedView:
+    """``SharedView(segment, offset, length, owner, readonly=False)``: a
+    1-D unsigned-byte buffer over ``segment[offset:offset+length]``.
+    Holds ``owner`` (and the segment mapping) until every view made from it
+    is gone."""
+    cdef Py_buffer _src
+    cdef bint _has_src
+    cdef char *_ptr
+    cdef Py_ssize_t _shape[1]
+    cdef Py_ssize_t _strides[1]
+    cdef readonly bint readonly
+    cdef readonly object owner
+
+    def __cinit__(self, segment, Py_ssize_t offset, Py_ssize_t length, owner, bint readonly=False):
+        PyObject_GetBuffer(segment, &self._src, PyBUF_SIMPLE)
+        self._has_src = True
+        if offset < 0 or length < 0 or offset + length > self._src.len:
+            raise ValueError("view outside the segment")
+        self._ptr = <char *>self._src.buf + offset
+        self._shape[0] = length
+        self._strides[0] = 1
+        self.readonly = readonly
+        self.owner = owner
+
+    def __len__(self):
+        return self._shape[0]
+
+    def __getbuffer__(self, Py_buffer *buffer, int flags):
+        if (flags & PyBUF_WRITABLE) and self.readonly:
+            raise BufferError("shared view is read-only")
+        buffer.buf = self._ptr
+        buffer.obj = self
+        buffer.len = self._shape[0]
+        buffer.readonly = self.readonly
+        buffer.itemsize = 1
+        buffer.format = NULL
+        if flags & PyBUF_FORMAT:
+            buffer.format = b"B"
+        buffer.ndim = 1
+        buffer.shape = NULL
+        buffer.strides = NULL
+        if flags & PyBUF_ND:
+            buffer.shape = self._shape
+        if (flags & PyBUF_STRIDES) == PyBUF_STRIDES:
+            buffer.strides = self._strides
+        buffer.suboffsets = NULL
+        buffer.internal = NULL
+
+    def __releasebuffer__(self, Py_buffer *buffer):
+        pass
+
+    def __dealloc__(self):
+        if self._has_src:
+            PyBuffer_Release(&self._src)

@@ -1,0 +1,187 @@
+/* A single-producer single-consumer byte ring in shared memory.
+ *
+ * The control block and the data area live in a segment mapped by two
+ * processes.  `head` (bytes ever written) belongs to the writer and `tail`
+ * (bytes ever consumed) to the reader; each is published with a release store
+ * and read with an acquire load, so a reader that sees a head also sees the
+ * bytes written before it.
+ *
+ * Wake-ups: a reader that found the ring empty sets `reader_sleeping` and
+ * re-checks `head` before blocking (on a pipe); a writer publishes `head`,
+ * then checks the flag.  Both sides put a full fence between their store and
+ * their load (the Dekker pattern), so at least one of them sees the other:
+ * either the reader sees the new data, or the writer sees the flag and writes
+ * a wake-up byte.  The writer pays a syscall only when the reader really
+ * sleeps.  `writer_waiting` is the mirror image for a writer waiting for room.
+ *
+ * Records are a 4-byte length followed by the bytes, padded to 8.  A record
+ * never wraps: when it does not fit before the end of the data area, a WRAP
+ * marker fills the rest and the record starts again at offset 0.
+ */
+#ifndef FASTFUTURES_SHM_RING_H
+#define FASTFUTURES_SHM_RING_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(_MSC_VER)
+#  include <intrin.h>
+#  define ffr_load_acquire(p)     (*(volatile uint64_t *)(p))
+#  define ffr_store_release(p, v) (_ReadWriteBarrier(), *(volatile uint64_t *)(p) = (v))
+#  define ffr_fence()             MemoryBarrier()
+#  define ffr_load32(p)           (*(volatile uint32_t *)(p))
+#  define ffr_store32(p, v)       (*(volatile uint32_t *)(p) = (v))
+#  define ffr_xchg32(p, v)        ((uint32_t)_InterlockedExchange((volatile long *)(p), (long)(v)))
+#  define ffr_relax()             YieldProcessor()
+#else
+#  define ffr_load_acquire(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#  define ffr_store_release(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#  define ffr_fence()             __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#  define ffr_load32(p)           __atomic_load_n((p), __ATOMIC_RELAXED)
+#  define ffr_store32(p, v)       __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#  define ffr_xchg32(p, v)        __atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
+#  if defined(__x86_64__) || defined(__i386__)
+#    define ffr_relax() __builtin_ia32_pause()
+#  elif defined(__aarch64__) || defined(__arm__)
+#    define ffr_relax() __asm__ __volatile__("yield" ::: "memory")
+#  else
+#    define ffr_relax() __asm__ __volatile__("" ::: "memory")
+#  endif
+#endif
+
+#define FFR_WRAP 0xFFFFFFFFu
+
+typedef struct {
+    uint64_t head;              /* written by the writer */
+    char _pad0[56];
+    uint64_t tail;              /* written by the reader */
+    char _pad1[56];
+    uint32_t reader_sleeping;
+    uint32_t writer_waiting;
+    char _pad2[56];
+} ffr_ctl;                      /* 192 bytes; the data area follows */
+
+#define FFR_ALIGN8(n) (((n) + 7u) & ~(uint64_t)7u)
+
+/* Bytes a record of `n` payload bytes takes, including a WRAP filler if it
+ * must start over at offset 0. */
+static inline uint64_t ffr_space_needed(uint64_t head, uint64_t cap, uint64_t n) {
+    uint64_t rec = FFR_ALIGN8(4u + n);
+    uint64_t room_to_end = cap - (head & (cap - 1));
+    return rec <= room_to_end ? rec : room_to_end + rec;
+}
+
+static inline int ffr_has_room(ffr_ctl *c, uint64_t cap, uint64_t n) {
+    uint64_t head = c->head;
+    return head + ffr_space_needed(head, cap, n) - ffr_load_acquire(&c->tail) <= cap;
+}
+
+/* Append one record made of two parts.  Returns -1 when there is no room,
+ * 1 when the reader was asleep (the caller must wake it), 0 otherwise. */
+static inline int ffr_write2(ffr_ctl *c, char *data, uint64_t cap,
+                             const char *p1, uint64_t n1, const char *p2, uint64_t n2) {
+    uint64_t head = c->head;
+    uint64_t n = n1 + n2;
+    uint64_t need = ffr_space_needed(head, cap, n);
+    if (head + need - ffr_load_acquire(&c->tail) > cap)
+        return -1;
+    uint64_t pos = head & (cap - 1);
+    uint64_t rec = FFR_ALIGN8(4u + n);
+    if (need != rec) {              /* fill to the end, start over */
+        *(uint32_t *)(data + pos) = FFR_WRAP;
+        head += cap - pos;
+        pos = 0;
+    }
+    uint32_t len32 = (uint32_t)n;
+    memcpy(data + pos, &len32, 4);
+    if (n1) memcpy(data + pos + 4, p1, n1);
+    if (n2) memcpy(data + pos + 4 + n1, p2, n2);
+    ffr_store_release(&c->head, head + rec);
+    ffr_fence();
+    if (ffr_load32(&c->reader_sleeping))
+        return ffr_xchg32(&c->reader_sleeping, 0) ? 1 : 0;
+    return 0;
+}
+
+/* The next record, or NULL when the ring is empty.  *consumed is what
+ * ffr_consume() must advance by once the caller has copied the record. */
+static inline const char *ffr_peek(ffr_ctl *c, char *data, uint64_t cap,
+                                   uint32_t *len, uint64_t *consumed) {
+    uint64_t tail = c->tail;
+    uint64_t head = ffr_load_acquire(&c->head);
+    uint64_t skip = 0;
+    if (tail == head)
+        return NULL;
+    uint64_t pos = tail & (cap - 1);
+    uint32_t n;
+    memcpy(&n, data + pos, 4);
+    if (n == FFR_WRAP) {
+        skip = cap - pos;
+        pos = 0;
+        memcpy(&n, data, 4);
+    }
+    *len = n;
+    *consumed = skip + FFR_ALIGN8(4u + (uint64_t)n);
+    return data + pos + 4;
+}
+
+static inline void ffr_consume(ffr_ctl *c, uint64_t consumed) {
+    ffr_store_release(&c->tail, c->tail + consumed);
+}
+
+/* After consuming: 1 when a writer waits for room and must be woken. */
+static inline int ffr_writer_to_wake(ffr_ctl *c) {
+    ffr_fence();
+    if (ffr_load32(&c->writer_waiting))
+        return ffr_xchg32(&c->writer_waiting, 0) ? 1 : 0;
+    return 0;
+}
+
+static inline int ffr_is_empty(ffr_ctl *c) {
+    return ffr_load_acquire(&c->head) == c->tail;
+}
+
+/* Reader about to block: 1 when it may sleep (the ring is still empty after
+ * the flag became visible), 0 when data arrived meanwhile. */
+static inline int ffr_reader_prepare_sleep(ffr_ctl *c) {
+    ffr_store32(&c->reader_sleeping, 1);
+    ffr_fence();
+    if (ffr_load_acquire(&c->head) != c->tail) {
+        ffr_store32(&c->reader_sleeping, 0);
+        return 0;
+    }
+    return 1;
+}
+
+static inline void ffr_reader_awake(ffr_ctl *c) { ffr_store32(&c->reader_sleeping, 0); }
+
+/* Writer about to block for room for n bytes: 1 when it may sleep. */
+static inline int ffr_writer_prepare_wait(ffr_ctl *c, uint64_t cap, uint64_t n) {
+    ffr_store32(&c->writer_waiting, 1);
+    ffr_fence();
+    if (ffr_has_room(c, cap, n)) {
+        ffr_store32(&c->writer_waiting, 0);
+        return 0;
+    }
+    return 1;
+}
+
+/* Spin for at most `rounds` pause instructions waiting for data. */
+static inline int ffr_spin_nonempty(ffr_ctl *c, long rounds) {
+    for (long i = 0; i < rounds; i++) {
+        if (ffr_load_acquire(&c->head) != c->tail) return 1;
+        ffr_relax();
+    }
+    return ffr_load_acquire(&c->head) != c->tail;
+}
+
+#if defined(_WIN32)
+#  include <io.h>
+static inline void ffr_wake_fd(int fd) { char b = 0; (void)_write(fd, &b, 1); }
+#else
+#  include <unistd.h>
+/* One byte into a non-blocking pipe; a full pipe already means "awake". */
+static inline void ffr_wake_fd(int fd) { char b = 0; ssize_t r = write(fd, &b, 1); (void)r; }
+#endif
+
+#endif

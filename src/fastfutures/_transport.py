@@ -1,0 +1,432 @@
+"""The channel between the parent and one worker process.
+
+A channel is one shared segment holding two rings (``_shm.Ring``): requests
+(parent -> worker) and replies (worker -> parent), plus one wake-up pipe per
+direction and a Unix socket that carries the descriptors of *buffer
+segments*.
+
+Messages are pickled with protocol 5 (multiprocessing's ForkingPickler, so
+everything the stdlib pool can send, this can send too).  Small messages go
+into the ring as one record.  Large out-of-band buffers (numpy arrays,
+bytearrays, memoryviews, and a ``bytes`` that *is* the result) are copied
+once into a buffer segment owned by the sender; the record carries only the
+segment id and offsets.  The receiver hands the segment back (RELEASE) as
+soon as it has copied the data out -- or, for zero-copy results, when the
+user drops the last view -- and the owner reuses it, so steady traffic
+touches only warm pages.  A segment's descriptor crosses the socket once,
+the first time the peer sees it.
+
+Record layout: HEADER (kind, flags, number of buffers, segment id, task id),
+then one BUFFER (offset, length) per out-of-band buffer, then the pickle.
+"""
+import io
+import os
+import pickle
+import struct
+from multiprocessing import reduction
+from multiprocessing.reduction import ForkingPickler
+
+from . import _shm_platform as platform
+from ._shm import RING_HEADER_SIZE, Ring, SharedView
+
+# Message kinds.
+CALL = 1            # parent -> worker: (fn, args, kwargs)
+EXIT = 2            # parent -> worker: finish and exit
+RESULT = 3          # worker -> parent: the pickled result
+RAW_RESULT = 4      # worker -> parent: a bytes result, as the single buffer
+EXCEPTION = 5       # worker -> parent: the pickled exception
+RELEASE = 6         # either way: the peer's segments I am done with
+FORGET = 7          # either way: segments of mine I closed; unmap them
+
+_RAW_KINDS = frozenset((EXIT, RELEASE, FORGET))  # payload is not a pickle
+
+# Flags.
+PAYLOAD_IN_SEGMENT = 1      # the pickle itself is the last buffer
+WORKER_EXITING = 2          # max_tasks_per_child reached: this is the last reply
+
+HEADER = struct.Struct("<BBHIq")
+BUFFER = struct.Struct("<QQ")
+SEGMENT_HELLO = struct.Struct("<IQ")
+
+RING_CAPACITY = 1 << 18
+OOB_THRESHOLD = 64 * 1024          # smaller buffers stay in the pickle
+SEGMENT_GRANULE = 1 << 20
+SEGMENT_CACHE_BYTES = 256 << 20    # free segments kept warm per direction
+ALIGN = 64
+
+
+# -- pickling ---------------------------------------------------------------
+
+def _rebuild_memoryview(buffer, fmt, shape, readonly):
+    view = memoryview(buffer)
+    if fmt != "B" or len(shape) != 1:
+        view = view.cast("B").cast(fmt, shape)
+    return view.toreadonly() if readonly else view
+
+
+def _rebuild_bytearray(buffer):
+    # Copying receiver: ``buffer`` is already a private bytearray.
+    # Zero-copy receiver: a SharedView, exposed as a memoryview.
+    return buffer if type(buffer) is bytearray else memoryview(buffer)
+
+
+class _Pickler(ForkingPickler):
+    """ForkingPickler that also sends large bytearrays and (contiguous)
+    memoryviews out of band."""
+
+    def reducer_override(self, obj):
+        tp = type(obj)
+        if tp is bytearray:
+            if len(obj) >= OOB_THRESHOLD:
+                return _rebuild_bytearray, (pickle.PickleBuffer(obj),)
+        elif tp is memoryview and obj.c_contiguous:
+            return _rebuild_memoryview, (pickle.PickleBuffer(obj), obj.format,
+                                         obj.shape, obj.readonly)
+        return NotImplemented
+
+
+def dumps(obj):
+    """``(payload, buffers)``: the pickle and its out-of-band buffers
+    (flat unsigned-byte memoryviews)."""
+    buffers = []
+
+    def buffer_callback(pickle_buffer):
+        raw = pickle_buffer.raw()
+        if raw.nbytes < OOB_THRESHOLD:
+            return True         # in band
+        buffers.append(raw)
+        return False
+
+    file = io.BytesIO()
+    _Pickler(file, 5, True, buffer_callback).dump(obj)
+    return file.getvalue(), buffers
+
+
+loads = pickle.loads
+
+
+# -- descriptors that travel to a spawned worker ----------------------------
+
+class InheritedFd:
+    """A file descriptor handed to a worker: inherited as-is by a forked
+    worker, duplicated into a spawned or forkserver one."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def __reduce__(self):
+        return _rebuild_fd, (reduction.DupFd(self.fd),)
+
+
+def _rebuild_fd(dup):
+    return InheritedFd(dup.detach())
+
+
+class WorkerSpec:
+    """Everything a worker needs to open its end of a channel."""
+
+    def __init__(self, ring_fd, ring_size, capacity, wake_read_fd, peer_wake_fd, fd_socket):
+        self.ring_fd = InheritedFd(ring_fd)
+        self.ring_size = ring_size
+        self.capacity = capacity
+        self.wake_read_fd = InheritedFd(wake_read_fd)
+        self.peer_wake_fd = InheritedFd(peer_wake_fd)
+        self.fd_socket = fd_socket
+
+
+# -- segments ---------------------------------------------------------------
+
+class _Segment:
+    __slots__ = ("id", "size", "map")
+
+    def __init__(self, seg_id, size, mapping):
+        self.id = seg_id
+        self.size = size
+        self.map = mapping
+
+
+def _close_map(mapping):
+    try:
+        mapping.close()
+    except BufferError:
+        pass        # a zero-copy view still uses it: unmapped when that goes
+
+
+class _OwnSegments:
+    """Buffer segments this process writes and lends to the peer."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._all = {}
+        self._free = []
+        self._free_bytes = 0
+        self._next_id = 1
+
+    def acquire(self, size):
+        best = None
+        for seg in self._free:
+            if seg.size >= size and (best is None or seg.size < best.size):
+                best = seg
+        if best is not None and best.size <= 2 * size + SEGMENT_GRANULE:
+            self._free.remove(best)
+            self._free_bytes -= best.size
+            return best
+        size = -(-size // SEGMENT_GRANULE) * SEGMENT_GRANULE
+        fd, mapping = platform.create_segment(size)
+        try:
+            seg = _Segment(self._next_id, size, mapping)
+            platform.send_fd(self._sock, SEGMENT_HELLO.pack(seg.id, size), fd)
+        except BaseException:
+            mapping.close()
+            raise
+        finally:
+            os.close(fd)
+        self._next_id += 1
+        self._all[seg.id] = seg
+        return seg
+
+    def give_back(self, seg):
+        """A segment we acquired but did not send after all."""
+        self._free.append(seg)
+        self._free_bytes += seg.size
+
+    def release(self, seg_ids):
+        """The peer is done with these; returns ids to FORGET (cache trimmed)."""
+        forget = []
+        for seg_id in seg_ids:
+            seg = self._all.get(seg_id)
+            if seg is None:
+                continue
+            if self._free_bytes + seg.size > SEGMENT_CACHE_BYTES:
+                del self._all[seg_id]
+                _close_map(seg.map)
+                forget.append(seg_id)
+            else:
+                self._free.append(seg)
+                self._free_bytes += seg.size
+        return forget
+
+    def close(self):
+        for seg in self._all.values():
+            _close_map(seg.map)
+        self._all.clear()
+        self._free.clear()
+
+
+class _PeerSegments:
+    """Buffer segments the peer lent us, mapped on first sight."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._maps = {}
+
+    def get(self, seg_id):
+        mapping = self._maps.get(seg_id)
+        while mapping is None:
+            hello, fd = platform.recv_fd(self._sock)
+            try:
+                got_id, size = SEGMENT_HELLO.unpack(hello)
+                self._maps[got_id] = platform.map_segment(fd, size)
+            finally:
+                os.close(fd)
+            mapping = self._maps.get(seg_id)
+        return mapping
+
+    def forget(self, seg_ids):
+        for seg_id in seg_ids:
+            mapping = self._maps.pop(seg_id, None)
+            if mapping is not None:
+                _close_map(mapping)
+
+    def close(self):
+        for mapping in self._maps.values():
+            _close_map(mapping)
+        self._maps.clear()
+
+
+class _Lease:
+    """Returns a peer segment when the last zero-copy view of it is gone."""
+    __slots__ = ("_endpoint", "_seg_id")
+
+    def __init__(self, endpoint, seg_id):
+        self._endpoint = endpoint
+        self._seg_id = seg_id
+
+    def __del__(self):
+        # May run in any thread (whoever drops the last view): only queue it.
+        self._endpoint.pending_releases.append(self._seg_id)
+
+
+# -- an endpoint ------------------------------------------------------------
+
+class Endpoint:
+    """One process's end of a channel: an outbox ring, an inbox ring, the
+    wake-up pipe it sleeps on, and its segments.  Not thread-safe: the
+    owner serialises sends (the parent holds its pool lock)."""
+
+    def __init__(self, segment, out_offset, in_offset, capacity,
+                 wake_read_fd, peer_wake_fd, fd_socket):
+        self.segment = segment
+        self.outbox = Ring(segment, out_offset, capacity, peer_wake_fd)
+        self.inbox = Ring(segment, in_offset, capacity, peer_wake_fd)
+        self.wake_read_fd = wake_read_fd
+        self.peer_wake_fd = peer_wake_fd
+        self.fd_socket = fd_socket
+        self.own_segments = _OwnSegments(fd_socket)
+        self.peer_segments = _PeerSegments(fd_socket)
+        self.pending_releases = []      # peer segment ids to hand back
+
+    # sending
+
+    def send(self, kind, task_id, payload, buffers=(), flags=0):
+        """Write one message; False (nothing sent) when the outbox is full."""
+        if buffers or len(payload) > self.outbox.max_record - 64:
+            return self._send_with_segment(kind, task_id, payload, buffers, flags)
+        return self.outbox.write(HEADER.pack(kind, flags, 0, 0, task_id), payload)
+
+    def _send_with_segment(self, kind, task_id, payload, buffers, flags):
+        parts = list(buffers)
+        if len(payload) > self.outbox.max_record - 64 - BUFFER.size * len(parts):
+            parts.append(memoryview(payload))
+            payload = b""
+            flags |= PAYLOAD_IN_SEGMENT
+        offsets = []
+        total = 0
+        for part in parts:
+            offsets.append(total)
+            total += -(-part.nbytes // ALIGN) * ALIGN
+        seg = self.own_segments.acquire(total)
+        with memoryview(seg.map) as dest:
+            for part, offset in zip(parts, offsets):
+                dest[offset:offset + part.nbytes] = part
+        header = [HEADER.pack(kind, flags, len(parts), seg.id, task_id)]
+        header.extend(BUFFER.pack(offset, part.nbytes)
+                      for part, offset in zip(parts, offsets))
+        if not self.outbox.write(b"".join(header), payload):
+            self.own_segments.give_back(seg)
+            return False
+        return True
+
+    def flush_releases(self):
+        """Hand back peer segments we are done with.  False if the outbox is full."""
+        if not self.pending_releases:
+            return True
+        ids, self.pending_releases[:] = self.pending_releases[:], []
+        if self.send(RELEASE, 0, struct.pack(f"<{len(ids)}I", *ids)):
+            return True
+        self.pending_releases.extend(ids)
+        return False
+
+    def handle_control(self, kind, payload):
+        """RELEASE / FORGET from the peer."""
+        ids = struct.unpack(f"<{len(payload) // 4}I", payload)
+        if kind == RELEASE:
+            forget = self.own_segments.release(ids)
+            if forget:
+                self.send(FORGET, 0, struct.pack(f"<{len(forget)}I", *forget))
+        else:
+            self.peer_segments.forget(ids)
+
+    # receiving
+
+    def decode(self, record, zero_copy=False):
+        """``(kind, flags, task_id, value)`` of one record.  For CALL, RESULT
+        and EXCEPTION the value is unpickled (and may raise); for RELEASE and
+        FORGET it is the raw payload."""
+        kind, flags, nbuf, seg_id, task_id = HEADER.unpack_from(record)
+        start = HEADER.size + BUFFER.size * nbuf
+        if nbuf == 0:
+            if kind in _RAW_KINDS:
+                return kind, flags, task_id, record[start:]
+            return kind, flags, task_id, loads(memoryview(record)[start:])
+        mapping = self.peer_segments.get(seg_id)
+        spans = [BUFFER.unpack_from(record, HEADER.size + BUFFER.size * i) for i in range(nbuf)]
+        if flags & PAYLOAD_IN_SEGMENT:
+            offset, length = spans.pop()
+            payload = mapping[offset:offset + length]
+        else:
+            payload = memoryview(record)[start:]
+        lease = None
+        try:
+            if zero_copy:
+                lease = _Lease(self, seg_id)
+                buffers = [SharedView(mapping, offset, length, lease, kind == RAW_RESULT)
+                           for offset, length in spans]
+            elif kind == RAW_RESULT:
+                offset, length = spans[0]
+                return kind, flags, task_id, mapping[offset:offset + length]
+            else:
+                buffers = []
+                with memoryview(mapping) as source:
+                    for offset, length in spans:
+                        buffers.append(bytearray(source[offset:offset + length]))
+            if kind == RAW_RESULT:
+                return kind, flags, task_id, memoryview(buffers[0])
+            return kind, flags, task_id, loads(payload, buffers=buffers)
+        finally:
+            if lease is None:
+                self.pending_releases.append(seg_id)
+
+    def close(self):
+        self.outbox.close()
+        self.inbox.close()
+        self.own_segments.close()
+        self.peer_segments.close()
+        _close_map(self.segment)
+
+
+# -- opening both ends -------------------------------------------------------
+
+def _layout(capacity):
+    ring_bytes = RING_HEADER_SIZE + capacity
+    ring_bytes = -(-ring_bytes // 4096) * 4096
+    return 0, ring_bytes, 2 * ring_bytes       # request ring, reply ring, total
+
+
+class ParentChannel:
+    """The parent's end of a new channel plus the spec for its worker."""
+
+    def __init__(self, capacity=RING_CAPACITY):
+        req_off, rep_off, size = _layout(capacity)
+        self._fds = []
+        ring_fd, segment = platform.create_segment(size)
+        parent_wake_r, parent_wake_w = platform.wake_pipe()
+        worker_wake_r, worker_wake_w = platform.wake_pipe()
+        parent_sock, worker_sock = platform.fd_socketpair()
+        self.endpoint = Endpoint(segment, req_off, rep_off, capacity,
+                                 parent_wake_r, worker_wake_w, parent_sock)
+        self.spec = WorkerSpec(ring_fd, size, capacity, worker_wake_r, parent_wake_w, worker_sock)
+        self.capacity = capacity
+        # Worker-side descriptors: closed here once the worker has them.
+        self._worker_side = [ring_fd, worker_wake_r, parent_wake_w]
+        self._worker_sock = worker_sock
+        self._parent_fds = [parent_wake_r, worker_wake_w]
+        self._parent_sock = parent_sock
+
+    def worker_started(self):
+        """The worker holds its descriptors now (inherited or duplicated)."""
+        for fd in self._worker_side:
+            os.close(fd)
+        self._worker_side = []
+        self._worker_sock.close()
+        self.spec = None
+
+    def close(self):
+        self.endpoint.close()
+        for fd in self._worker_side + self._parent_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._worker_side = self._parent_fds = []
+        self._worker_sock.close()
+        self._parent_sock.close()
+
+
+def open_worker_endpoint(spec):
+    """The worker's end of the channel described by ``spec``."""
+    segment = platform.map_segment(spec.ring_fd.fd, spec.ring_size)
+    os.close(spec.ring_fd.fd)
+    req_off, rep_off, _ = _layout(spec.capacity)
+    return Endpoint(segment, rep_off, req_off, spec.capacity,
+                    spec.wake_read_fd.fd, spec.peer_wake_fd.fd, spec.fd_socket)

@@ -1,0 +1,536 @@
+"""ProcessPoolExecutor: every behaviour test runs against the stdlib pool and
+fastfutures, with the 'fork' and 'spawn' start methods (some with
+'forkserver' too).  Pools are shared per module where a test does not
+change the pool's state (spawning workers is slow).
+"""
+import concurrent.futures
+import concurrent.futures.process
+import gc
+import multiprocessing
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import TIMEOUT, _load_fastfutures, src_path_of, wait_until
+
+pytestmark = [
+    # 3.12+: fork() with other threads alive (another pool's manager thread)
+    # warns; the pools themselves fork before starting their thread.
+    pytest.mark.filterwarnings(
+        "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning"),
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX start methods"),
+]
+
+IMPLS = ["stdlib", "fastfutures"]
+METHODS = ["fork", "spawn"]
+
+
+def _module(impl):
+    return concurrent.futures if impl == "stdlib" else _load_fastfutures()
+
+
+# -- functions run in the workers (importable by spawned children) ---------
+
+def square(x):
+    return x * x
+
+
+def add(a, b=0):
+    return a + b
+
+
+def get_pid(_=None):
+    return os.getpid()
+
+
+def raise_value_error(message):
+    raise ValueError(message)
+
+
+def sleep_and_return(seconds, value=None):
+    time.sleep(seconds)
+    return value
+
+
+def kill_self(sig):
+    os.kill(os.getpid(), sig)
+    time.sleep(10)
+
+
+def exit_abruptly():
+    os._exit(3)
+
+
+def make_bytes(n):
+    return b"x" * n
+
+
+def echo(value):
+    return value
+
+
+def return_unpicklable():
+    return lambda: None
+
+
+class FailsToUnpickle:
+    def __reduce__(self):
+        return _raise_on_load, ()
+
+
+def _raise_on_load():
+    raise RuntimeError("cannot be loaded")
+
+
+def return_fails_to_unpickle():
+    return FailsToUnpickle()
+
+
+_init_value = None
+
+
+def set_init_value(value):
+    global _init_value
+    _init_value = value
+
+
+def get_init_value(_=None):
+    return _init_value
+
+
+def failing_initializer():
+    raise RuntimeError("initializer failed")
+
+
+# -- fixtures ------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads(request):
+    """conftest's check, except for the module-scoped pools, whose result
+    threads outlive a test by design (they end when the module is done)."""
+    before = set(threading.enumerate())
+    yield
+    if "shared_pool" in request.fixturenames:
+        return
+
+    def leaked():
+        return [t for t in threading.enumerate()
+                if t not in before and t.is_alive() and not t.daemon]
+    gc.collect()
+    assert wait_until(lambda: not leaked()), f"threads left running: {leaked()}"
+
+
+@pytest.fixture(scope="module", params=[(i, m) for i in IMPLS for m in METHODS],
+                ids=lambda p: f"{p[0]}-{p[1]}")
+def shared_pool(request):
+    """A long-lived 2-worker pool for tests that leave it usable."""
+    impl, method = request.param
+    cf = _module(impl)
+    pool = cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method))
+    pool.cf = cf
+    yield pool
+    pool.shutdown(wait=True)
+
+
+@pytest.fixture(params=[(i, m) for i in IMPLS for m in METHODS],
+                ids=lambda p: f"{p[0]}-{p[1]}")
+def make_pool(request):
+    """A factory for pools that a test breaks or shuts down."""
+    impl, method = request.param
+    cf = _module(impl)
+    pools = []
+
+    def factory(max_workers=2, **kwargs):
+        kwargs.setdefault("mp_context", multiprocessing.get_context(method))
+        pool = cf.ProcessPoolExecutor(max_workers, **kwargs)
+        pools.append(pool)
+        return pool
+    factory.cf = cf
+    factory.method = method
+    yield factory
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture
+def ff():
+    return _load_fastfutures()
+
+
+# -- basic behaviour -------------------------------------------------------------
+
+def test_submit_result(shared_pool):
+    futures = [shared_pool.submit(square, i) for i in range(50)]
+    assert [f.result(timeout=TIMEOUT) for f in futures] == [i * i for i in range(50)]
+    assert shared_pool.submit(add, 1, b=2).result(timeout=TIMEOUT) == 3
+
+
+def test_types(shared_pool):
+    assert isinstance(shared_pool, concurrent.futures.ProcessPoolExecutor)
+    future = shared_pool.submit(square, 2)
+    assert isinstance(future, concurrent.futures.Future)
+    if shared_pool.cf is not concurrent.futures:
+        assert type(future) is shared_pool.cf.Future
+    future.result(timeout=TIMEOUT)
+
+
+def test_exception_has_remote_traceback(shared_pool):
+    future = shared_pool.submit(raise_value_error, "boom")
+    with pytest.raises(ValueError, match="boom") as info:
+        future.result(timeout=TIMEOUT)
+    cause = info.value.__cause__
+    assert type(cause) is concurrent.futures.process._RemoteTraceback
+    assert "raise_value_error" in str(cause) and "Traceback" in str(cause)
+    assert type(future.exception(timeout=TIMEOUT)) is ValueError
+
+
+def test_map(shared_pool):
+    assert list(shared_pool.map(square, range(100), timeout=TIMEOUT)) == [
+        i * i for i in range(100)]
+    assert list(shared_pool.map(add, range(1000), range(1000), chunksize=64,
+                                timeout=TIMEOUT)) == [2 * i for i in range(1000)]
+    assert list(shared_pool.map(square, [], chunksize=5)) == []
+
+
+def test_map_chunksize_validation(shared_pool):
+    with pytest.raises(ValueError, match="chunksize must be >= 1."):
+        shared_pool.map(square, range(3), chunksize=0)
+
+
+def test_map_exception(shared_pool):
+    results = shared_pool.map(raise_value_error, ["a", "b"], timeout=TIMEOUT)
+    with pytest.raises(ValueError):
+        list(results)
+
+
+def test_map_timeout(shared_pool):
+    results = shared_pool.map(sleep_and_return, [2.0], timeout=0.05)
+    with pytest.raises(TimeoutError):
+        list(results)
+
+
+def test_large_values_round_trip(shared_pool):
+    data = bytes(range(256)) * 4096                 # 1 MiB
+    assert shared_pool.submit(echo, data).result(timeout=TIMEOUT) == data
+    ba = bytearray(data)
+    out = shared_pool.submit(echo, ba).result(timeout=TIMEOUT)
+    assert type(out) is bytearray and out == ba
+    nested = {"a": [data, ba], "b": (1, data)}
+    assert shared_pool.submit(echo, nested).result(timeout=TIMEOUT) == nested
+    out = shared_pool.submit(make_bytes, 3 << 20).result(timeout=TIMEOUT)
+    assert type(out) is bytes and out == b"x" * (3 << 20)
+
+
+def test_numpy_round_trip(shared_pool):
+    np = pytest.importorskip("numpy")
+    array = np.arange(1 << 18, dtype=np.float64).reshape(512, 512)
+    out = shared_pool.submit(echo, array).result(timeout=TIMEOUT)
+    assert type(out) is np.ndarray and out.dtype == array.dtype
+    np.testing.assert_array_equal(out, array)
+    out[0, 0] = -1.0                               # a private, writable copy
+    small = np.arange(10)
+    np.testing.assert_array_equal(shared_pool.submit(echo, small).result(timeout=TIMEOUT),
+                                  small)
+
+
+def test_running_future_cannot_be_cancelled(make_pool):
+    pool = make_pool(1)
+    running = pool.submit(sleep_and_return, 0.5, "done")
+    assert wait_until(running.running)
+    assert not running.cancel()
+    # Far more than any pool hands to a worker ahead of time.
+    queued = [pool.submit(square, i) for i in range(60)]
+    assert queued[-1].cancel()
+    assert queued[-1].cancelled()
+    assert running.result(timeout=TIMEOUT) == "done"
+    assert queued[0].result(timeout=TIMEOUT) == 0
+
+
+# -- constructor ----------------------------------------------------------------
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_constructor_validation(impl):
+    cf = _module(impl)
+    with pytest.raises(ValueError, match="max_workers must be greater than 0"):
+        cf.ProcessPoolExecutor(0)
+    with pytest.raises(TypeError, match="initializer must be a callable"):
+        cf.ProcessPoolExecutor(1, initializer=5)
+    with pytest.raises(TypeError, match="max_tasks_per_child must be an integer"):
+        cf.ProcessPoolExecutor(1, max_tasks_per_child=1.5)
+    with pytest.raises(ValueError, match="max_tasks_per_child must be >= 1"):
+        cf.ProcessPoolExecutor(1, max_tasks_per_child=0)
+    with pytest.raises(ValueError, match="incompatible with the 'fork'"):
+        cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"),
+                               max_tasks_per_child=3)
+    pool = cf.ProcessPoolExecutor(max_tasks_per_child=3)
+    assert pool._mp_context.get_start_method() == "spawn"
+    cpus = getattr(os, "process_cpu_count", os.cpu_count)() or 1
+    assert pool._max_workers == cpus
+    pool.shutdown()
+
+
+def test_initializer(make_pool):
+    pool = make_pool(2, initializer=set_init_value, initargs=("ready",))
+    assert pool.submit(get_init_value).result(timeout=TIMEOUT) == "ready"
+    assert set(pool.map(get_init_value, range(4), timeout=TIMEOUT)) == {"ready"}
+
+
+def test_failing_initializer_breaks_pool(make_pool, caplog):
+    cf = make_pool.cf
+    pool = make_pool(1, initializer=failing_initializer)
+    future = pool.submit(square, 2)
+    with pytest.raises(cf.process.BrokenProcessPool):
+        future.result(timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_max_tasks_per_child_replaces_workers(impl):
+    cf = _module(impl)
+    with cf.ProcessPoolExecutor(1, max_tasks_per_child=2) as pool:
+        pids = [pool.submit(get_pid).result(timeout=TIMEOUT) for _ in range(6)]
+    assert len(set(pids)) == 3
+    assert pids[0] == pids[1] and pids[2] == pids[3] and pids[4] == pids[5]
+
+
+# -- shutdown ---------------------------------------------------------------------
+
+def test_context_manager_and_submit_after_shutdown(make_pool):
+    with make_pool(2) as pool:
+        future = pool.submit(sleep_and_return, 0.1, 7)
+    assert future.done() and future.result() == 7
+    with pytest.raises(RuntimeError, match="cannot schedule new futures after shutdown"):
+        pool.submit(square, 1)
+
+
+def test_shutdown_without_wait_finishes_work(make_pool):
+    pool = make_pool(2)
+    futures = [pool.submit(sleep_and_return, 0.05, i) for i in range(6)]
+    pool.shutdown(wait=False)
+    assert [f.result(timeout=TIMEOUT) for f in futures] == list(range(6))
+
+
+def test_shutdown_cancel_futures(make_pool):
+    pool = make_pool(1)
+    first = pool.submit(sleep_and_return, 0.3, "first")
+    assert wait_until(first.running)
+    rest = [pool.submit(square, i) for i in range(60)]
+    pool.shutdown(wait=True, cancel_futures=True)
+    assert first.result(timeout=TIMEOUT) == "first"
+    assert rest[-1].cancelled()
+    assert all(f.done() for f in rest)
+
+
+def test_shutdown_unused_pool(make_pool):
+    make_pool(2).shutdown(wait=True)
+    make_pool(2).shutdown(wait=False)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_start_methods(ff, method):
+    with ff.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method)) as pool:
+        assert list(pool.map(square, range(20), chunksize=3, timeout=TIMEOUT)) == [
+            i * i for i in range(20)]
+
+
+# -- pickling failures ----------------------------------------------------------------
+
+def test_unpicklable_argument_fails_only_that_future(shared_pool):
+    future = shared_pool.submit(echo, lambda: None)
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        future.result(timeout=TIMEOUT)
+    assert shared_pool.submit(square, 3).result(timeout=TIMEOUT) == 9
+
+
+def test_unpicklable_result_fails_only_that_future(shared_pool):
+    future = shared_pool.submit(return_unpicklable)
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        future.result(timeout=TIMEOUT)
+    assert shared_pool.submit(square, 4).result(timeout=TIMEOUT) == 16
+
+
+def test_result_that_fails_to_unpickle_breaks_pool(make_pool):
+    cf = make_pool.cf
+    pool = make_pool(2)
+    future = pool.submit(return_fails_to_unpickle)
+    with pytest.raises(cf.process.BrokenProcessPool) as info:
+        future.result(timeout=TIMEOUT)
+    assert "cannot be loaded" in str(info.value.__cause__)
+    with pytest.raises(cf.process.BrokenProcessPool):
+        pool.submit(square, 1)
+
+
+# -- dying workers -------------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["sigkill", "os_exit"])
+def test_worker_dies_mid_task(make_pool, how):
+    cf = make_pool.cf
+    pool = make_pool(2)
+    assert pool.submit(square, 2).result(timeout=TIMEOUT) == 4
+    if how == "sigkill":
+        killer = pool.submit(kill_self, signal.SIGKILL)
+    else:
+        killer = pool.submit(exit_abruptly)
+    slow = [pool.submit(sleep_and_return, 5) for _ in range(4)]
+    for future in [killer] + slow:
+        with pytest.raises(cf.process.BrokenProcessPool,
+                           match="terminated abruptly while the future was running or pending"):
+            future.result(timeout=TIMEOUT)
+    with pytest.raises(cf.process.BrokenProcessPool,
+                       match="A child process terminated abruptly, the process pool is "
+                             "not usable anymore"):
+        pool.submit(square, 1)
+    pool.shutdown(wait=True)
+
+
+def _shm_entries():
+    try:
+        return set(os.listdir("/dev/shm"))
+    except FileNotFoundError:
+        return set()
+
+
+def _open_fds():
+    try:
+        return set(os.listdir(f"/proc/{os.getpid()}/fd"))
+    except FileNotFoundError:
+        return set()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/dev/shm and /proc")
+def test_no_leaks_after_sigkill(make_pool):
+    cf = make_pool.cf
+    shm_before, fds_before = _shm_entries(), _open_fds()
+    pool = make_pool(2)
+    big = b"y" * (2 << 20)
+    assert pool.submit(echo, big).result(timeout=TIMEOUT) == big
+    assert len(pool.submit(make_bytes, 2 << 20).result(timeout=TIMEOUT)) == 2 << 20
+    future = pool.submit(kill_self, signal.SIGKILL)
+    with pytest.raises(cf.process.BrokenProcessPool):
+        future.result(timeout=TIMEOUT)
+    pool.shutdown(wait=True)
+    del pool, future
+    gc.collect()
+    assert wait_until(lambda: _shm_entries() <= shm_before)
+    assert wait_until(lambda: _open_fds() <= fds_before), _open_fds() - fds_before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/dev/shm and /proc")
+def test_no_leaks_after_clean_shutdown(make_pool):
+    shm_before, fds_before = _shm_entries(), _open_fds()
+    with make_pool(2) as pool:
+        assert pool.submit(echo, b"z" * (1 << 20)).result(timeout=TIMEOUT) == b"z" * (1 << 20)
+        assert list(pool.map(square, range(100), chunksize=10)) == [i * i for i in range(100)]
+    del pool
+    gc.collect()
+    assert wait_until(lambda: _shm_entries() <= shm_before)
+    assert wait_until(lambda: _open_fds() <= fds_before), _open_fds() - fds_before
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie of a dead parent is reaped by init; treat it as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+_PARENT_SCRIPT = """
+import multiprocessing, os, sys, time
+sys.path[:0] = [{src!r}, {tests!r}]
+import {module} as cf
+import test_process as t
+if __name__ == "__main__":
+    pool = cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context({method!r}))
+    pids = set(pool.map(t.get_pid, range(8)))
+    futures = [pool.submit(t.sleep_and_return, 0.5) for _ in range(6)]
+    print(" ".join(map(str, sorted(pids))), flush=True)
+    {ending}
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+@pytest.mark.parametrize("ending", ["sigkill", "gc"])
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("impl", IMPLS)
+def test_workers_exit_with_their_parent(impl, method, ending):
+    """The parent SIGKILLed, or the executor garbage-collected, with work
+    pending: the workers exit."""
+    if impl == "stdlib" and ending == "sigkill":
+        pytest.skip("the stdlib's workers outlive a SIGKILLed parent (blocked on "
+                    "their call queue); fastfutures' workers watch the parent")
+    cf = _module(impl)
+    module = "concurrent.futures" if impl == "stdlib" else "fastfutures"
+    if ending == "sigkill":
+        code = "os.kill(os.getpid(), 9)"
+    else:
+        code = "del pool; import gc; gc.collect(); time.sleep(30)"
+    script = _PARENT_SCRIPT.format(src=src_path_of(cf) if impl != "stdlib" else "",
+                                   tests=os.path.dirname(__file__), module=module,
+                                   method=method, ending=code)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        line = proc.stdout.readline().decode()
+        pids = [int(p) for p in line.split()]
+        assert pids
+        assert wait_until(lambda: not any(_pid_alive(p) for p in pids), timeout=20)
+    finally:
+        proc.kill()
+        proc.wait(TIMEOUT)
+        proc.stdout.close()
+
+
+# -- fastfutures extensions ----------------------------------------------------------
+
+def test_terminate_and_kill_workers(ff):
+    for stop in ("terminate_workers", "kill_workers"):
+        pool = ff.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
+        assert pool.submit(square, 3).result(timeout=TIMEOUT) == 9
+        running = pool.submit(sleep_and_return, 5)
+        assert wait_until(running.running)
+        getattr(pool, stop)()
+        with pytest.raises(ff.process.BrokenProcessPool):
+            running.result(timeout=TIMEOUT)
+        with pytest.raises((ff.process.BrokenProcessPool, RuntimeError)):
+            pool.submit(square, 1)
+        pool.shutdown(wait=True)
+
+
+@pytest.mark.stdlib_differs
+def test_memoryview_travels(ff):
+    with ff.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        data = memoryview(bytearray(b"abc" * 100000))
+        out = pool.submit(echo, data).result(timeout=TIMEOUT)
+        assert type(out) is memoryview and out == data
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_zero_copy_results(ff, method):
+    np = pytest.importorskip("numpy")
+    with ff.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method),
+                                zero_copy_results=True) as pool:
+        raw = pool.submit(make_bytes, 1 << 20).result(timeout=TIMEOUT)
+        assert type(raw) is memoryview and raw.readonly and raw == b"x" * (1 << 20)
+        array = np.arange(1 << 17, dtype=np.int64)
+        out = pool.submit(echo, array).result(timeout=TIMEOUT)
+        assert type(out) is np.ndarray
+        np.testing.assert_array_equal(out, array)
+        view = out[10:20]
+        del out, raw
+        gc.collect()
+        np.testing.assert_array_equal(view, array[10:20])   # still backed
+        del view
+        # Segments come back for reuse: many more results than the cache holds.
+        for _ in range(40):
+            pool.submit(make_bytes, 8 << 20).result(timeout=TIMEOUT).release()
+        assert pool.submit(square, 5).result(timeout=TIMEOUT) == 25
