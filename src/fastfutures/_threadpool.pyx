@@ -349,29 +349,37 @@ cdef class ThreadPoolCore:
         """
         cdef list futures = []
         cdef FutureCore future
-        cdef Py_ssize_t n, wanted
         if buffering:
             buffersize = take_buffersize(buffering)
             if buffersize is not None:
                 return buffered_map(self, fn, iterables, timeout, buffersize)
         # The deadline starts now, before the submits, as in the stdlib.
         results = results_in_order(futures, timeout)
-        for args in zip(*iterables):
-            self.check_open()
-            future = new_future()
-            self.queue.push(future, fn, args, None)
-            futures.append(future)
-        # One wake-up per worker that can help, not one per item.
-        n = len(futures)
-        wanted = n if n < self.max_workers else self.max_workers
-        while wanted > 0:
-            if not self.queue.wake_one():
-                break
+        if type(self).submit is not core_submit:
+            # A subclass that wraps submit() must see every call, as with
+            # the stdlib's map().
+            futures.extend(self.submit(fn, *args) for args in zip(*iterables))
+            return results
+        try:
+            for args in zip(*iterables):
+                self.check_open()
+                future = new_future()
+                self.queue.push(future, fn, args, None)
+                futures.append(future)
+        finally:
+            # Also when the iterable raised part-way: what was queued runs.
+            self.start_work(len(futures))
+        return results
+
+    cdef int start_work(self, Py_ssize_t n) except -1:
+        """Get up to n workers going: one wake-up per worker, not per item."""
+        cdef Py_ssize_t wanted = n if n < self.max_workers else self.max_workers
+        while wanted > 0 and self.queue.wake_one():
             wanted -= 1
         while wanted > 0 and self.queue.num_threads < self.max_workers:
             self._adjust_thread_count()
             wanted -= 1
-        return results
+        return 0
 
     def _set_queue(self, WorkQueue queue, Py_ssize_t max_workers):
         self.queue = queue
@@ -392,3 +400,6 @@ cdef class ThreadPoolCore:
     @property
     def _broken(self):
         return self.queue.broken if self.queue.broken is not None else False
+
+
+cdef object core_submit = ThreadPoolCore.__dict__["submit"]
