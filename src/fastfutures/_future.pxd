@@ -65,7 +65,8 @@ cdef class FutureCore:
     cdef object _exception_value
     cdef object _callback0          # the first done-callback, stored inline
     cdef list _more_callbacks       # allocated only for a second callback
-    cdef list _waiter_list          # Waiter objects, or stdlib waiters (add_result/...)
+    cdef Waiter _waiter0            # the first of our waiters, stored inline
+    cdef list _waiter_list          # further Waiters, or stdlib waiters (add_result/...)
     cdef object _compat_condition   # threading.Condition, made only if stdlib code asks for _condition
     cdef object __weakref__
 

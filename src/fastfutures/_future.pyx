@@ -293,6 +293,8 @@ cdef class FutureCore:
         cdef list waiters = self._waiter_list
         cdef Py_ssize_t i = 0
         cdef object w
+        if self._waiter0 is not None:
+            self._waiter0.notify(self, how)
         if waiters is None:
             return 0
         # Index loop: a stdlib waiter's method may run Python code that
@@ -334,7 +336,9 @@ cdef class FutureCore:
 
     cdef int add_waiter(self, object waiter) except -1:
         self.track()
-        if self._waiter_list is None:
+        if self._waiter0 is None and self._waiter_list is None and type(waiter) is Waiter:
+            self._waiter0 = <Waiter>waiter      # no list for the usual single waiter
+        elif self._waiter_list is None:
             self._waiter_list = [waiter]
         else:
             self._waiter_list.append(waiter)
@@ -343,7 +347,9 @@ cdef class FutureCore:
     cdef int remove_waiter(self, object waiter) except -1:
         cdef list waiters = self._waiter_list
         cdef Py_ssize_t i
-        if waiters is not None:
+        if self._waiter0 is waiter:
+            self._waiter0 = None
+        elif waiters is not None:
             for i in range(PyList_GET_SIZE(waiters) - 1, -1, -1):
                 if <object>PyList_GET_ITEM(waiters, i) is waiter:
                     del waiters[i]
@@ -517,6 +523,10 @@ cdef class FutureCore:
         self.track()
         if self._waiter_list is None:
             self._waiter_list = []
+        if self._waiter0 is not None:
+            # Stdlib code edits this list directly: keep every waiter in it.
+            self._waiter_list.insert(0, self._waiter0)
+            self._waiter0 = None
         return self._waiter_list
 
     @property
