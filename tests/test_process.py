@@ -58,12 +58,14 @@ def sleep_and_return(seconds, value=None):
     return value
 
 
-def kill_self(sig):
+def kill_self(sig, delay=0.0):
+    time.sleep(delay)       # lets the test submit more work first
     os.kill(os.getpid(), sig)
     time.sleep(10)
 
 
-def exit_abruptly():
+def exit_abruptly(delay=0.0):
+    time.sleep(delay)
     os._exit(3)
 
 
@@ -373,9 +375,9 @@ def test_worker_dies_mid_task(make_pool, how):
     pool = make_pool(2)
     assert pool.submit(square, 2).result(timeout=TIMEOUT) == 4
     if how == "sigkill":
-        killer = pool.submit(kill_self, signal.SIGKILL)
+        killer = pool.submit(kill_self, signal.SIGKILL, 0.3)
     else:
-        killer = pool.submit(exit_abruptly)
+        killer = pool.submit(exit_abruptly, 0.3)
     slow = [pool.submit(sleep_and_return, 5) for _ in range(4)]
     for future in [killer] + slow:
         with pytest.raises(cf.process.BrokenProcessPool,
