@@ -70,9 +70,12 @@ def _rebuild_bytearray(buffer):
     return buffer if type(buffer) is bytearray else memoryview(buffer)
 
 
-class _Pickler(ForkingPickler):
-    """ForkingPickler that also sends large bytearrays and (contiguous)
-    memoryviews out of band."""
+class _Pickler(pickle.Pickler):
+    """multiprocessing's ForkingPickler reducers (connections, sockets, ...),
+    without its per-instance dispatch-table copy, plus out-of-band large
+    bytearrays and (contiguous) memoryviews."""
+
+    dispatch_table = None       # set by _refresh_dispatch_table()
 
     def reducer_override(self, obj):
         tp = type(obj)
@@ -83,6 +86,21 @@ class _Pickler(ForkingPickler):
             return _rebuild_memoryview, (pickle.PickleBuffer(obj), obj.format,
                                          obj.shape, obj.readonly)
         return NotImplemented
+
+
+_known_reducers = -1
+
+
+def _refresh_dispatch_table():
+    # ForkingPickler.register() may add reducers at any time; rebuild the
+    # shared table when their number changes.
+    global _known_reducers
+    extra = ForkingPickler._extra_reducers
+    if len(extra) != _known_reducers:
+        table = ForkingPickler._copyreg_dispatch_table.copy()
+        table.update(extra)
+        _Pickler.dispatch_table = table
+        _known_reducers = len(extra)
 
 
 def dumps(obj):
@@ -97,8 +115,10 @@ def dumps(obj):
         buffers.append(raw)
         return False
 
+    if len(ForkingPickler._extra_reducers) != _known_reducers:
+        _refresh_dispatch_table()
     file = io.BytesIO()
-    _Pickler(file, 5, True, buffer_callback).dump(obj)
+    _Pickler(file, 5, buffer_callback=buffer_callback).dump(obj)
     return file.getvalue(), buffers
 
 

@@ -48,8 +48,7 @@ from collections import deque
 from concurrent.futures import _base as _stdlib_base
 from concurrent.futures import process as _stdlib_process
 from concurrent.futures.process import (BrokenProcessPool, _RemoteTraceback,
-                                        _chain_from_iterable_of_lists, _get_chunks,
-                                        _process_chunk)
+                                        _chain_from_iterable_of_lists, _process_chunk)
 from functools import partial
 from traceback import format_exception
 
@@ -91,6 +90,14 @@ def _python_exit():
 
 
 threading._register_atexit(_python_exit)
+
+
+def _get_chunks(*iterables, chunksize):
+    """Iterates over zip()ed iterables in chunks (tuples of argument tuples)."""
+    it = zip(*iterables)
+    if hasattr(itertools, "batched"):
+        return itertools.batched(it, chunksize)
+    return iter(lambda: tuple(itertools.islice(it, chunksize)), ())
 
 
 def _default_max_workers():
