@@ -120,7 +120,9 @@ declare -A RESULT TAG
 FAILED=0
 for PY in "${PYTHONS[@]}"; do
     PYVER="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-    status="ok"
+    # A plain subshell with its own errexit: one under `( ... ) || ...` would
+    # run with errexit silently off, and a failed check would not stop it.
+    set +e
     (
         set -euo pipefail
         log "Python $PYVER ($PY): wheel from the sdist"
@@ -211,7 +213,10 @@ EOF
         code="${PIPESTATUS[0]}"
         set -e
         [[ "$code" == 0 ]] || { echo "pytest exit status $code"; exit 1; }
-    ) || status="FAILED"
+    )
+    code=$?
+    set -e
+    if [[ $code == 0 ]]; then status=ok; else status=FAILED; fi
     RESULT[$PYVER]="$status"
     TAG[$PYVER]="$(tr -s '\n' ' ' <"$WORK/auditwheel-$PYVER.txt" 2>/dev/null \
         | grep -o 'is consistent with the following platform tag: *"[^"]*"' | head -1 || true)"
