@@ -173,17 +173,32 @@ def test_stubs_match_runtime(mypy_env, run_mypy):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def _stub_exports(body, exported, all_names):
+    """Names a stub module re-exports and its __all__, for this Python."""
+    import ast
+
+    for node in body:
+        if isinstance(node, ast.ImportFrom):
+            exported.update(alias.asname for alias in node.names if alias.asname == alias.name)
+        elif isinstance(node, ast.If):
+            # Only `sys.version_info` / `sys.platform` tests, as stubs use.
+            condition = eval(compile(ast.Expression(node.test), "<stub>", "eval"), {"sys": sys})
+            _stub_exports(node.body if condition else node.orelse, exported, all_names)
+        elif isinstance(node, (ast.Assign, ast.AugAssign)):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            if isinstance(target, ast.Name) and target.id == "__all__":
+                if isinstance(node, ast.Assign):
+                    all_names.clear()
+                all_names.extend(ast.literal_eval(node.value))
+
+
 def test_package_stub_exports_what_the_package_does():
     # The facade's stub, checked by hand (stubtest is given the submodules).
     import ast
 
     stub = ast.parse((Path(fastfutures.__file__).resolve().parent / "__init__.pyi").read_text())
-    exported, stub_all = set(), None
-    for node in stub.body:
-        if isinstance(node, ast.ImportFrom):
-            exported.update(alias.asname for alias in node.names if alias.asname == alias.name)
-        elif isinstance(node, ast.Assign) and node.targets[0].id == "__all__":
-            stub_all = ast.literal_eval(node.value)
+    exported, stub_all = set(), []
+    _stub_exports(stub.body, exported, stub_all)
     assert sorted(stub_all) == sorted(fastfutures.__all__)
     assert set(fastfutures.__all__) <= exported
     for name in exported:
