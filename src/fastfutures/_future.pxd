@@ -82,6 +82,7 @@ cdef class FutureCore:
     cdef object get_result(self)
 
 
+cdef void note_gil_released() noexcept nogil
 cdef int spin_then_hand_off(int *value, int minimum, int spins) noexcept nogil
 cdef Deadline deadline_from_timeout(object timeout) except *
 cdef FutureCore new_future()

@@ -23,6 +23,8 @@ from concurrent.futures._base import (
     DoneAndNotDoneFutures,
     InvalidStateError,
 )
+# Before 3.11 concurrent.futures has a TimeoutError of its own.
+from concurrent.futures._base import TimeoutError as FuturesTimeoutError
 
 cimport cython
 from cpython.pythread cimport (
@@ -67,15 +69,27 @@ cdef int spin_rounds = 2000
 # until the thread that made it happen has released the GIL too: taking a GIL
 # that is still held means sleeping on a condition variable, and that wake-up
 # is what makes a hand-off between two Python threads cost tens of µs.
+# The hand-off spin is kept short (about 5 µs): a worker of ours releases the
+# GIL within a microsecond or two of completing a future when it has nothing
+# else to do, and a thread of somebody else's may not release it at all.
 cdef int gil_release_epoch = 0
-cdef int hand_off_rounds = 2000
+cdef int hand_off_rounds = 64
+
+
+cdef void note_gil_released() noexcept nogil:
+    """Tell spinning waiters that this thread no longer holds the GIL.
+
+    For threads outside this module that complete futures and then wait
+    without the GIL (the process pool's result thread).
+    """
+    ff_increment(&gil_release_epoch)
 
 
 cdef int spin_then_hand_off(int *value, int minimum, int spins) noexcept nogil:
     """Spin (GIL released) until *value >= minimum; returns the last value."""
     cdef int epoch = ff_increment(&gil_release_epoch)
     cdef int v = ff_spin_until_at_least(value, minimum, spins)
-    if v >= minimum:
+    if v >= minimum and hand_off_rounds:
         ff_spin_until_changed(&gil_release_epoch, epoch, hand_off_rounds)
     return v
 
@@ -455,7 +469,7 @@ cdef class FutureCore:
             return self.get_result()
         if state >= ST_CANCELLED:
             raise CancelledError()
-        raise TimeoutError()
+        raise FuturesTimeoutError()
 
     def exception(self, timeout=None):
         """Return the exception raised by the call, or None.
@@ -471,7 +485,7 @@ cdef class FutureCore:
             return self._exception_value
         if state >= ST_CANCELLED:
             raise CancelledError()
-        raise TimeoutError()
+        raise FuturesTimeoutError()
 
     def set_running_or_notify_cancel(self):
         """Mark the future as running or process any cancel notifications.
@@ -764,7 +778,7 @@ def as_completed(fs, timeout=None):
             if not pending:
                 break
             if not deadline.forever and deadline.at - ff_monotonic() < 0:
-                raise TimeoutError('%d (of %d) futures unfinished' % (len(pending), total))
+                raise FuturesTimeoutError('%d (of %d) futures unfinished' % (len(pending), total))
             if waiter.block(deadline):
                 finished = waiter.finished_futures
                 waiter.finished_futures = []

@@ -67,11 +67,12 @@ static inline int ff_spin_until_at_least(int *value, int minimum, int spins) {
     return v;
 }
 
-/* Spin until *value != old, for at most `spins` rounds. */
+/* Spin until *value != old, for at most `spins` rounds of cpu_relax (no
+ * yielding: this wait is meant to last a few microseconds at most). */
 static inline int ff_spin_until_changed(int *value, int old, int spins) {
     int v = ff_load_acquire(value);
     for (int i = 0; i < spins && v == old; i++) {
-        if ((i & FF_YIELD_MASK) == FF_YIELD_MASK) ff_yield(); else ff_cpu_relax();
+        ff_cpu_relax();
         v = ff_load_acquire(value);
     }
     return v;
