@@ -4,6 +4,7 @@ On 3.10–3.13 both the stdlib and fastfutures reject the keyword; the
 buffered iterator itself (used on 3.14+) is exercised directly here so it is
 tested on every version.
 """
+import concurrent.futures
 import sys
 import threading
 
@@ -85,6 +86,6 @@ def test_buffered_map_timeout():
     gate = threading.Event()
     with fastfutures.ThreadPoolExecutor(1) as ex:
         it = buffered_map(ex, gate.wait, ([TIMEOUT, TIMEOUT],), 0.05, 2)
-        with pytest.raises(TimeoutError):
+        with pytest.raises(concurrent.futures.TimeoutError):
             next(it)
         gate.set()

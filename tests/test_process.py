@@ -212,11 +212,6 @@ def test_map_exception(shared_pool):
 
 
 def test_map_timeout(shared_pool):
-    if sys.version_info < (3, 11) and shared_pool.cf is not concurrent.futures:
-        # Core bug, reported: the compiled map() iterator raises the builtin
-        # TimeoutError, which differs from concurrent.futures.TimeoutError
-        # before 3.11.  Strict: this fails loudly once it is fixed.
-        pytest.xfail("core map() raises builtin TimeoutError on 3.10")
     results = shared_pool.map(sleep_and_return, [2.0], timeout=0.05)
     with pytest.raises(shared_pool.cf.TimeoutError):
         list(results)
