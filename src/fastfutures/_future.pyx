@@ -151,6 +151,7 @@ cdef class Waiter:
             self._lock = NULL
 
     cdef void signal(self) noexcept:
+        FF_ASSERT(self._lock != NULL)
         if not self._signalled:
             ff_store_release(&self._signalled, 1)
             PyThread_release_lock(self._lock)

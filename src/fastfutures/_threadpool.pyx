@@ -29,6 +29,7 @@ from ._future cimport (
     ST_CANCELLED,
     ff_load_acquire,
     spin_then_hand_off,
+    FF_ASSERT,
     ff_store_release,
     new_future,
     run_call,
@@ -156,6 +157,7 @@ cdef class WorkQueue:
     cdef bint pop(self, WorkItem *out) noexcept:
         if self.count == 0:
             return False
+        FF_ASSERT(self.head < self.capacity and self.count <= self.capacity)
         out[0] = self.items[self.head]
         self.head = (self.head + 1) % self.capacity
         self.count -= 1
@@ -210,6 +212,7 @@ cdef class WorkQueue:
                 taken = True
         if spin:
             self.spinner = None
+        FF_ASSERT(slot.woken == 1)
         if not taken:
             # wake() set the flag and released the lock under the GIL we now
             # hold, so the lock is free: take it back for the next sleep.
