@@ -1,0 +1,9 @@
+"""``python -m fastfutures``: compare with concurrent.futures on this machine (see _report.py)."""
+import sys
+
+from ._report import main
+
+# The guard matters: process pools that spawn their workers re-import the
+# main module, and must not start a report of their own.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,503 @@
+"""The benchmark workloads, defined once for ``python -m fastfutures`` and bench/.
+
+Two registries:
+
+* ``IMPLEMENTATIONS``: the columns being compared -- the stdlib (the baseline),
+  fastfutures, and loky for the process pool when it is installed.  A third
+  column is one ``Implementation`` entry.
+* ``WORKLOADS``: what is measured.  A ``Timed`` workload is a context manager
+  ``prepare(impl, size)`` that builds everything outside the timed region
+  (executor created, threads or processes started and warm) and yields a
+  no-argument callable doing ``size`` operations; the caller times that
+  callable (the report with ``perf_counter``, bench/ with pytest-benchmark).
+  A ``Memory`` metric counts traced bytes instead of seconds.  A new workload
+  is its function plus one entry.
+
+The report (_report.py) and the pytest-benchmark files (bench/) both read
+these registries, so the two can never measure different things.
+"""
+import contextlib
+import gc
+import importlib
+import itertools
+import multiprocessing
+import os
+import threading
+import time
+import tracemalloc
+import warnings
+from concurrent.futures import wait as _stdlib_wait
+
+__all__ = [
+    "Implementation", "IMPLEMENTATIONS", "STDLIB", "implementation",
+    "Measurement", "Workload", "Timed", "Memory", "WORKLOADS", "GROUPS", "select", "settle",
+    "thread_pool", "process_pool", "noop", "noop1", "identity", "make_bytes",
+]
+
+MiB = 1 << 20
+
+# Process pools get this many workers: the machine the targets were set on
+# has 2 cores, and a fixed count keeps results comparable across machines.
+PROCESS_WORKERS = 2
+
+
+# -- the functions the pools run (module level: process pools pickle them) ---
+
+def noop():
+    return None
+
+
+def noop1(_item):
+    return None
+
+
+def identity(item):
+    return item
+
+
+def make_bytes(size):
+    return b"\0" * size
+
+
+# -- implementations (columns) -------------------------------------------------
+
+def _process_context():
+    # 'fork' starts workers cheaply where it exists; pool start-up is outside
+    # the timed region anyway, this only keeps the run short.
+    if "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
+
+
+def _forking_process_pool(cf, workers, **options):
+    return cf.ProcessPoolExecutor(workers, mp_context=_process_context(), **options)
+
+
+def _stdlib_process_pool(cf, workers, zero_copy_results=False):
+    # The stdlib has no zero-copy option: it returns copies.
+    return _forking_process_pool(cf, workers)
+
+
+def _fastfutures_process_pool(cf, workers, zero_copy_results=False):
+    return _forking_process_pool(cf, workers, zero_copy_results=zero_copy_results)
+
+
+def _loky_process_pool(loky, workers, zero_copy_results=False):
+    # loky has no zero-copy option: it returns copies, as the stdlib does.
+    return loky.ProcessPoolExecutor(max_workers=workers)
+
+
+class Implementation:
+    """One column of the comparison: a futures module and how to build its pools.
+
+    ``module`` is imported lazily; ``groups`` are the workload groups it takes
+    part in; ``process_pool(cf, workers, zero_copy_results=False)`` builds a
+    process pool from the imported module.
+    """
+
+    def __init__(self, name, module, groups, process_pool):
+        self.name = name
+        self.module_name = module
+        self.groups = frozenset(groups)
+        self._process_pool = process_pool
+        self._module = None
+        self._error = None
+
+    def __repr__(self):
+        return "Implementation(%r)" % self.name
+
+    @property
+    def cf(self):
+        """The imported module (raises ImportError when it is not importable)."""
+        if self._module is None:
+            self._module = importlib.import_module(self.module_name)
+        return self._module
+
+    def available(self):
+        if self._module is None and self._error is None:
+            try:
+                self.cf
+            except ImportError as exc:
+                self._error = exc
+        return self._module is not None
+
+    @property
+    def import_error(self):
+        self.available()
+        return self._error
+
+    def runs(self, workload):
+        return workload.group in self.groups
+
+    def process_pool(self, workers=PROCESS_WORKERS, **options):
+        return self._process_pool(self.cf, workers, **options)
+
+
+STDLIB = "stdlib"       # the baseline every ratio is taken against
+
+IMPLEMENTATIONS = (
+    Implementation(STDLIB, "concurrent.futures", {"thread", "process", "memory"},
+                   _stdlib_process_pool),
+    Implementation("fastfutures", "fastfutures", {"thread", "process", "memory"},
+                   _fastfutures_process_pool),
+    Implementation("loky", "loky", {"process"}, _loky_process_pool),
+)
+
+
+def implementation(name):
+    for impl in IMPLEMENTATIONS:
+        if impl.name == name:
+            return impl
+    raise KeyError("unknown implementation %r (known: %s)"
+                   % (name, ", ".join(i.name for i in IMPLEMENTATIONS)))
+
+
+# -- measurements --------------------------------------------------------------
+
+class Measurement:
+    """``value`` (seconds, or bytes for a memory metric) spent on ``ops`` operations."""
+
+    __slots__ = ("value", "ops")
+
+    def __init__(self, value, ops):
+        self.value = value
+        self.ops = ops
+
+    @property
+    def per_op(self):
+        return self.value / self.ops
+
+    def __repr__(self):
+        return "Measurement(%r, %r)" % (self.value, self.ops)
+
+
+class Workload:
+    """Base of the registry entries.
+
+    ``name`` is unique within ``group``; ``id`` ("thread.map") is unique overall.
+    ``unit`` names one operation ("task", "item", ...).  ``size`` is the full
+    run's operation count, ``quick_size`` the smoke run's.  ``target`` is the
+    issue's goal for fastfutures: a speed-up factor (``Timed``) or a byte
+    ceiling per operation (``Memory``); None where the issue sets none.
+    """
+
+    metric = None
+
+    def __init__(self, group, name, description, *, unit, size, quick_size, target=None):
+        self.group = group
+        self.name = name
+        self.description = description
+        self.unit = unit
+        self.size = size
+        self.quick_size = quick_size
+        self.target = target
+
+    @property
+    def id(self):
+        return "%s.%s" % (self.group, self.name)
+
+    def __repr__(self):
+        return "<%s %s>" % (type(self).__name__, self.id)
+
+    def size_for(self, quick):
+        return self.quick_size if quick else self.size
+
+    def measure(self, impl, size):
+        raise NotImplementedError
+
+
+class Timed(Workload):
+    """Seconds per operation.  ``prepare(impl, size)`` is a context manager
+    yielding the callable to time; ``rounds`` is what bench/ asks
+    pytest-benchmark for."""
+
+    metric = "seconds"
+
+    def __init__(self, group, name, description, prepare, *, rounds=5, **kwargs):
+        super().__init__(group, name, description, **kwargs)
+        self.prepare = prepare
+        self.rounds = rounds
+
+    def measure(self, impl, size):
+        with self.prepare(impl, size) as run:
+            settle()
+            start = time.perf_counter()
+            run()
+            elapsed = time.perf_counter() - start
+        return Measurement(elapsed, size)
+
+
+def settle():
+    """Run before each timed run: garbage left by an earlier run must not be
+    collected on this run's clock (the run's own garbage is its cost)."""
+    gc.collect()
+
+
+class Memory(Workload):
+    """Traced bytes per operation: ``count_bytes(impl, size)`` returns a
+    Measurement of the bytes that ``size`` live objects hold (tracemalloc
+    sees memory from Python's allocators, PyMem_*/PyObject_*, only)."""
+
+    metric = "bytes"
+
+    def __init__(self, group, name, description, count_bytes, **kwargs):
+        super().__init__(group, name, description, **kwargs)
+        self.count_bytes = count_bytes
+
+    def measure(self, impl, size):
+        return self.count_bytes(impl, size)
+
+
+# -- thread workloads ----------------------------------------------------------
+
+def thread_workers():
+    """The stdlib's default max_workers, passed explicitly to both pools."""
+    cpu_count = getattr(os, "process_cpu_count", os.cpu_count)()
+    return min(32, (cpu_count or 1) + 4)
+
+
+def _warm(executor, workers):
+    # Every worker started and idle: tasks that meet at a barrier force the
+    # pool to start one thread per task.  A pool that starts its threads
+    # differently only breaks the barrier (after the timeout), not the run.
+    barrier = threading.Barrier(workers + 1)
+
+    def meet():
+        try:
+            barrier.wait(5)
+        except threading.BrokenBarrierError:
+            pass
+
+    futures = [executor.submit(meet) for _ in range(workers)]
+    meet()
+    _stdlib_wait(futures)
+    for _ in range(100):
+        executor.submit(noop).result()
+
+
+@contextlib.contextmanager
+def thread_pool(impl, workers=None):
+    """A started, warm ThreadPoolExecutor of ``impl``; shut down on exit."""
+    workers = workers or thread_workers()
+    executor = impl.cf.ThreadPoolExecutor(workers)
+    try:
+        _warm(executor, workers)
+        yield executor
+    finally:
+        executor.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _future_cycle(impl, size):
+    Future = impl.cf.Future
+
+    def run():
+        for _ in itertools.repeat(None, size):
+            future = Future()
+            future.set_result(None)
+            future.result()
+    yield run
+
+
+@contextlib.contextmanager
+def _submit_wait(impl, size):
+    wait = impl.cf.wait
+    with thread_pool(impl) as executor:
+        submit = executor.submit
+
+        def run():
+            wait([submit(noop) for _ in itertools.repeat(None, size)])
+        yield run
+
+
+@contextlib.contextmanager
+def _thread_map(impl, size):
+    with thread_pool(impl) as executor:
+        def run():
+            list(executor.map(noop1, range(size)))
+        yield run
+
+
+@contextlib.contextmanager
+def _as_completed(impl, size):
+    as_completed = impl.cf.as_completed
+    with thread_pool(impl) as executor:
+        submit = executor.submit
+
+        def run():
+            for _ in as_completed([submit(noop) for _ in itertools.repeat(None, size)]):
+                pass
+        yield run
+
+
+@contextlib.contextmanager
+def _thread_round_trip(impl, size):
+    with thread_pool(impl) as executor:
+        submit = executor.submit
+
+        def run():
+            for _ in itertools.repeat(None, size):
+                submit(noop).result()
+        yield run
+
+
+# -- process workloads ---------------------------------------------------------
+
+@contextlib.contextmanager
+def process_pool(impl, **options):
+    """A started, warm process pool of ``impl``; shut down on exit."""
+    executor = impl.process_pool(PROCESS_WORKERS, **options)
+    try:
+        with warnings.catch_warnings():
+            # 3.12+ warns that forking a process with threads may deadlock;
+            # the workers start here, with only this pool's threads about.
+            warnings.filterwarnings("ignore", ".*use of fork", DeprecationWarning)
+            list(executor.map(identity, range(64)))     # workers up and warm
+        yield executor
+    finally:
+        executor.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _process_submits(impl, size):
+    with process_pool(impl) as executor:
+        submit = executor.submit
+
+        def run():
+            for future in [submit(noop) for _ in itertools.repeat(None, size)]:
+                future.result()
+        yield run
+
+
+@contextlib.contextmanager
+def _process_map(impl, size):
+    with process_pool(impl) as executor:
+        def run():
+            list(executor.map(identity, range(size), chunksize=256))
+        yield run
+
+
+@contextlib.contextmanager
+def _process_round_trip(impl, size):
+    with process_pool(impl) as executor:
+        submit = executor.submit
+
+        def run():
+            for _ in itertools.repeat(None, size):
+                submit(noop).result()
+        yield run
+
+
+def _large_results(zero_copy_results):
+    @contextlib.contextmanager
+    def prepare(impl, size):
+        with process_pool(impl, zero_copy_results=zero_copy_results) as executor:
+            submit = executor.submit
+
+            def run():
+                for future in [submit(make_bytes, 16 * MiB) for _ in range(size)]:
+                    # A zero-copy result is a view: drop it at once so its
+                    # segment goes back to the worker, as a consumer would.
+                    if len(future.result()) != 16 * MiB:
+                        raise AssertionError("short result")
+            yield run
+    return prepare
+
+
+# -- memory metrics ------------------------------------------------------------
+
+@contextlib.contextmanager
+def _tracing():
+    """Yield a function returning the bytes traced since entry."""
+    was_tracing = tracemalloc.is_tracing()
+    gc.collect()
+    if not was_tracing:
+        tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    try:
+        yield lambda: tracemalloc.get_traced_memory()[0] - before
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+
+
+def _pending_future_bytes(impl, size):
+    Future = impl.cf.Future
+    slots = [None] * size           # allocated before tracing: not counted
+    with _tracing() as traced:
+        for i in range(size):
+            slots[i] = Future()
+        used = traced()
+    return Measurement(used, size)
+
+
+def _pending_task_bytes(impl, size):
+    # One worker, held busy: every submit stays queued (work item, future
+    # and queue slot all counted), none runs while tracing.
+    release = threading.Event()
+    executor = impl.cf.ThreadPoolExecutor(1)
+    try:
+        started = threading.Event()
+        executor.submit(lambda: (started.set(), release.wait()))
+        started.wait()
+        slots = [None] * size
+        submit = executor.submit
+        with _tracing() as traced:
+            for i in range(size):
+                slots[i] = submit(noop)
+            used = traced()
+    finally:
+        release.set()
+        executor.shutdown(wait=True)
+    return Measurement(used, size)
+
+
+# -- the registry ----------------------------------------------------------------
+
+WORKLOADS = (
+    Timed("thread", "future_cycle", "Future() + set_result() + result()",
+          _future_cycle, unit="op", size=100_000, quick_size=10_000, target=10),
+    Timed("thread", "submit_wait", "no-op submit()s, then wait(fs)",
+          _submit_wait, unit="task", size=100_000, quick_size=10_000, target=25),
+    Timed("thread", "map", "list(ex.map(noop, range(n)))",
+          _thread_map, unit="item", size=100_000, quick_size=10_000, target=50),
+    Timed("thread", "as_completed", "no-op submit()s, then as_completed(fs)",
+          _as_completed, unit="task", size=100_000, quick_size=10_000, target=20),
+    Timed("thread", "round_trip", "ex.submit(noop).result() latency",
+          _thread_round_trip, unit="op", size=5_000, quick_size=500, target=5, rounds=10),
+    Timed("process", "submit_results", "no-op submit()s, then each result()",
+          _process_submits, unit="task", size=10_000, quick_size=1_000, rounds=3),
+    Timed("process", "map", "list(ex.map(identity, range(n), chunksize=256))",
+          _process_map, unit="item", size=200_000, quick_size=20_000, rounds=3),
+    Timed("process", "round_trip", "ex.submit(noop).result() latency",
+          _process_round_trip, unit="op", size=1_000, quick_size=100, rounds=5),
+    Timed("process", "results_16mib", "16 MiB bytes results, copied",
+          _large_results(False), unit="result", size=32, quick_size=4, rounds=2),
+    Timed("process", "results_16mib_zero_copy",
+          "16 MiB results; fastfutures with zero_copy_results=True (views)",
+          _large_results(True), unit="result", size=32, quick_size=4, rounds=2),
+    Memory("memory", "pending_future", "bytes per pending Future()",
+           _pending_future_bytes, unit="future", size=100_000, quick_size=10_000,
+           target=200),
+    Memory("memory", "pending_task", "bytes per submitted, not yet run task",
+           _pending_task_bytes, unit="task", size=100_000, quick_size=10_000,
+           target=400),
+)
+
+GROUPS = tuple(dict.fromkeys(w.group for w in WORKLOADS))
+
+
+def select(patterns=None):
+    """The workloads matching any of ``patterns``: a group ("thread"), an id
+    ("thread.map") or a name ("map": every group's).  None selects all."""
+    if not patterns:
+        return list(WORKLOADS)
+    chosen = []
+    for pattern in patterns:
+        matched = [w for w in WORKLOADS if pattern in (w.group, w.id, w.name)]
+        if not matched:
+            raise KeyError("no workload matches %r (groups: %s; workloads: %s)"
+                           % (pattern, ", ".join(GROUPS),
+                              ", ".join(w.id for w in WORKLOADS)))
+        chosen += [w for w in matched if w not in chosen]
+    return [w for w in WORKLOADS if w in chosen]     # registry order
