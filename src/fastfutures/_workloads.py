@@ -26,7 +26,6 @@ import threading
 import time
 import tracemalloc
 import warnings
-from concurrent.futures import wait as _stdlib_wait
 
 __all__ = [
     "Implementation", "IMPLEMENTATIONS", "STDLIB", "implementation",
@@ -270,7 +269,8 @@ def _warm(executor, workers):
 
     futures = [executor.submit(meet) for _ in range(workers)]
     meet()
-    _stdlib_wait(futures)
+    for future in futures:
+        future.result()
     for _ in range(100):
         executor.submit(noop).result()
 
