@@ -4,7 +4,7 @@
 ``import concurrent.futures as futures``: the same names, the same exception
 classes (the stdlib's own), the same semantics.
 """
-import sys
+from concurrent import futures as _stdlib
 from concurrent.futures._base import (
     ALL_COMPLETED,
     FIRST_COMPLETED,
@@ -21,34 +21,7 @@ from ._base import Executor
 from .thread import ThreadPoolExecutor
 from .process import ProcessPoolExecutor
 
-if sys.version_info >= (3, 13):   # the stdlib's __all__ gained InvalidStateError
-    __all__ = (
-        "FIRST_COMPLETED",
-        "FIRST_EXCEPTION",
-        "ALL_COMPLETED",
-        "CancelledError",
-        "TimeoutError",
-        "InvalidStateError",
-        "BrokenExecutor",
-        "Future",
-        "Executor",
-        "wait",
-        "as_completed",
-        "ProcessPoolExecutor",
-        "ThreadPoolExecutor",
-    )
-else:
-    __all__ = (
-        "FIRST_COMPLETED",
-        "FIRST_EXCEPTION",
-        "ALL_COMPLETED",
-        "CancelledError",
-        "TimeoutError",
-        "BrokenExecutor",
-        "Future",
-        "Executor",
-        "wait",
-        "as_completed",
-        "ProcessPoolExecutor",
-        "ThreadPoolExecutor",
-    )
+# The running version's stdlib list (3.13 added InvalidStateError), less
+# what only 3.14 has and fastfutures does not offer.
+__all__ = tuple(name for name in _stdlib.__all__
+                if name != "InterpreterPoolExecutor")
