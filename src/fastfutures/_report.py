@@ -6,6 +6,7 @@ stdlib, fastfutures, ... -- so that a slow phase of a shared machine hits
 both columns alike, and reports the best (or median) run of each.
 """
 import argparse
+import faulthandler
 import importlib.machinery
 import json
 import os
@@ -18,6 +19,7 @@ from . import _workloads
 from ._workloads import IMPLEMENTATIONS, STDLIB
 
 DEFAULT_REPEAT = 3
+DEFAULT_TIMEOUT = 120       # seconds for one measurement; a few at most when healthy
 
 
 # -- what is running -----------------------------------------------------------
@@ -70,9 +72,10 @@ class Progress:
             self.stream.flush()
 
 
-def run(workloads, impls, *, repeat, quick, progress=None):
+def run(workloads, impls, *, repeat, quick, timeout=None, progress=None):
     """Measure every (workload, implementation) pair ``repeat`` times,
-    interleaving implementations within each repetition.
+    interleaving implementations within each repetition.  A measurement
+    that takes over ``timeout`` seconds dumps all stacks and exits.
 
     Returns one dict per workload: its description, and per implementation
     the list of Measurements (or the error that stopped it).
@@ -99,12 +102,19 @@ def run(workloads, impls, *, repeat, quick, progress=None):
                                                             rep + 1, times))
                     if impl.name in errors:
                         continue
+                    if timeout:
+                        # A hung pool must not hang the report (or a CI job):
+                        # print every thread's stack and exit.
+                        faulthandler.dump_traceback_later(timeout, exit=True)
                     try:
                         samples[impl.name].append(workload.measure(impl, size))
                     except Exception as exc:            # report it, go on
                         progress.close()
                         traceback.print_exc()
                         errors[impl.name] = "%s: %s" % (type(exc).__name__, exc)
+                    finally:
+                        if timeout:
+                            faulthandler.cancel_dump_traceback_later()
             results.append({"workload": workload, "size": size,
                             "samples": samples, "errors": errors})
     finally:
@@ -319,6 +329,9 @@ def parse_args(argv):
                              % DEFAULT_REPEAT)
     parser.add_argument("--stat", choices=("best", "median"), default="best",
                         help="which run the table shows (default: best)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                        help="give up (print every thread's stack, exit 1) when one"
+                             " measurement takes longer (default %d; 0: never)" % DEFAULT_TIMEOUT)
     parser.add_argument("--list", action="store_true", help="list the workloads and exit")
     args = parser.parse_args(argv)
     if args.repeat is None:
@@ -362,7 +375,8 @@ def main(argv=None):
     env = environment()
     if not args.json:
         print(header(env, repeat=args.repeat, quick=args.quick, stat=args.stat), flush=True)
-    results = run(args.workloads, impls, repeat=args.repeat, quick=args.quick)
+    results = run(args.workloads, impls, repeat=args.repeat, quick=args.quick,
+                  timeout=args.timeout)
     if args.json:
         print(to_json(env, results, repeat=args.repeat, quick=args.quick))
     else:
