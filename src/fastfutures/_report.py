@@ -151,18 +151,24 @@ def _sig3(value):
     return "%.2f" % value
 
 
+def _scaled(value, units):
+    """``value`` in the largest of ``units`` ((scale, suffix), ascending) that
+    it reaches, 3 significant digits (999.7k is shown as 1.00M)."""
+    i = 0
+    while i + 1 < len(units) and value >= units[i + 1][0]:
+        i += 1
+    if _sig3(value / units[i][0]) == "1000" and i + 1 < len(units):
+        i += 1
+    return _sig3(value / units[i][0]) + units[i][1]
+
+
 def format_seconds(seconds, g):
-    for scale, unit in ((1, "s"), (1e-3, "ms"), (1e-6, g.micro + "s"), (1e-9, "ns")):
-        if seconds >= scale:
-            return "%s %s" % (_sig3(seconds / scale), unit)
-    return "%s ns" % _sig3(seconds / 1e-9)
+    return _scaled(seconds, ((1e-9, " ns"), (1e-6, " %ss" % g.micro), (1e-3, " ms"),
+                             (1, " s")))
 
 
 def format_rate(per_second):
-    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if per_second >= scale:
-            return "%s%s/s" % (_sig3(per_second / scale), suffix)
-    return "%s/s" % _sig3(per_second)
+    return _scaled(per_second, ((1, "/s"), (1e3, "k/s"), (1e6, "M/s"), (1e9, "G/s")))
 
 
 def format_ratio(ratio, g):
