@@ -186,7 +186,15 @@ cdef class WorkQueue:
         return True
 
     def reset_workers_after_fork(self):
-        """In a forked child: the parent's worker threads do not exist here."""
+        """In a forked child: the parent's worker threads do not exist here.
+
+        Work queued in the parent is the parent's to run: the child drops it
+        (running it twice could repeat side effects), and starts workers of
+        its own for what it submits itself.
+        """
+        cdef WorkItem item
+        while self.pop(&item):
+            clear_item(&item)
         self.idle = []
         self.spinner = None
         self.num_threads = 0

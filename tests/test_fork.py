@@ -1,0 +1,70 @@
+"""A thread pool inherited through os.fork() (fastfutures behaviour).
+
+The stdlib's inherited pool never runs anything in the child (its worker
+threads are gone and no new ones start), so a submit there blocks forever.
+fastfutures starts fresh workers in the child for the child's own work, and
+drops the work the parent had queued: that is the parent's to run.
+"""
+import os
+import threading
+import time
+import warnings
+
+import pytest
+
+import fastfutures
+
+TIMEOUT = 10
+
+
+def fork_and_wait(child):
+    with warnings.catch_warnings():
+        # 3.12+: forking a multi-threaded process warns; expected here.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
+        pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            code = child()
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 30
+    while True:
+        wpid, status = os.waitpid(pid, os.WNOHANG)
+        if wpid:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("forked child hung")
+        time.sleep(0.01)
+
+
+@pytest.mark.stdlib_differs
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+def test_inherited_pool_works_in_child_and_leaves_parent_work_alone(tmp_path):
+    marker = tmp_path / "ran-in"
+    release = threading.Event()
+
+    def record():
+        with open(marker, "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+    ex = fastfutures.ThreadPoolExecutor(max_workers=1)
+    try:
+        busy = ex.submit(release.wait, TIMEOUT)
+        queued = ex.submit(record)          # waits behind `busy` in the queue
+
+        def child():
+            f = ex.submit(pow, 3, 3)
+            return 0 if f.result(timeout=TIMEOUT) == 27 else 1
+
+        assert fork_and_wait(child) == 0
+        release.set()
+        assert busy.result(timeout=TIMEOUT) is True
+        queued.result(timeout=TIMEOUT)
+        # The queued call ran once, in the parent only.
+        assert marker.read_text().split() == [str(os.getpid())]
+    finally:
+        release.set()
+        ex.shutdown(wait=True)
