@@ -322,3 +322,63 @@ def test_add_done_callback_racing_with_completion(cf):
     run_threads(role)
     for k in range(1, N_THREADS):
         assert counts[k] == [1] * n
+
+
+class _SwitchOnCollect:
+    """Garbage in a reference cycle whose finalizer lets other threads run:
+    every GC pass then becomes a thread switch, also inside code that only
+    allocates (where a lost wake-up once hid between a state check and the
+    installation of a waiter)."""
+
+    def __init__(self):
+        self.cycle = self
+
+    def __del__(self):
+        import time
+        time.sleep(0)
+
+
+@pytest.fixture
+def gc_switches_threads():
+    import gc
+    old = gc.get_threshold()
+    gc.set_threshold(50, 1, 1)
+    stop = threading.Event()
+
+    def make_garbage():
+        while not stop.is_set():
+            _SwitchOnCollect()
+            stop.wait(0.0005)
+
+    t = start_thread(make_garbage)
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(TIMEOUT)
+        gc.set_threshold(*old)
+
+
+@pytest.mark.parametrize("rounds", [30])
+def test_waiting_while_the_gc_switches_threads(cf, gc_switches_threads, rounds):
+    """result(), wait() and as_completed() never miss a completion, even
+    when the GC runs finalizers (and so switches threads) at any allocation."""
+    for _ in range(rounds):
+        futures = [cf.Future() for _ in range(200)]
+
+        def complete(i):
+            for f in futures[i::2]:
+                f.set_result(None)
+
+        def consume(i):
+            if i == 2:
+                assert len(list(cf.as_completed(futures, timeout=TIMEOUT))) == len(futures)
+            elif i == 3:
+                done, not_done = cf.wait(futures, timeout=TIMEOUT,
+                                         return_when=cf.FIRST_EXCEPTION)
+                assert not not_done
+            else:
+                for f in reversed(futures):
+                    f.result(timeout=TIMEOUT)
+
+        run_threads(lambda i: complete(i) if i < 2 else consume(i), 5)

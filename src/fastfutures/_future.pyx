@@ -306,17 +306,15 @@ cdef class FutureCore:
 
     cdef int _notify_waiters(self, int how) except -1:
         cdef list waiters = self._waiter_list
-        cdef Py_ssize_t i = 0
         cdef object w
         if self._waiter0 is not None:
             self._waiter0.notify(self, how)
         if waiters is None:
             return 0
-        # Index loop: a stdlib waiter's method may run Python code that
-        # changes the list; re-reading the size keeps that safe.
-        while i < PyList_GET_SIZE(waiters):
-            w = <object>PyList_GET_ITEM(waiters, i)
-            i += 1
+        # A copy: a stdlib waiter's method runs Python code, during which
+        # other threads may add or remove waiters (an index loop would then
+        # skip one).  Waiters added meanwhile see the new state themselves.
+        for w in list(waiters):
             if type(w) is Waiter:
                 (<Waiter>w).notify(self, how)
             elif how == HOW_RESULT:
@@ -386,7 +384,10 @@ cdef class FutureCore:
         waiter = Waiter(W_RESULT)
         self.add_waiter(waiter)
         try:
-            waiter.block(deadline)
+            # Allocating the waiter can run the GC, whose finalizers can let
+            # a completer in: look again now that the waiter is installed.
+            if self._state < ST_CANCELLED:
+                waiter.block(deadline)
         finally:
             self.remove_waiter(waiter)
         return self._state >= ST_CANCELLED
@@ -644,12 +645,31 @@ cdef list _foreign(set futures):
     return [f for f in futures if not is_core(f)]
 
 
-cdef int _install(set fs, Waiter waiter) except -1:
+cdef bint _install_unless_finished(object f, Waiter waiter) except -1:
+    """Install *waiter* on *f*, or return True if *f* is already finished.
+
+    Installs first and looks at the state after: looking first would leave a
+    window (allocations can run the GC, whose finalizers can let a completer
+    in) in which a future finishes without notifying the waiter.  For stdlib
+    futures the caller holds their conditions.
+    """
+    cdef FutureCore core
+    if is_core(f):
+        core = <FutureCore>f
+        core.add_waiter(waiter)
+        if _finished_for_waiting(core):
+            core.remove_waiter(waiter)
+            return True
+        return False
+    if _finished_for_waiting(f):
+        return True
+    f._waiters.append(waiter)
+    return False
+
+
+cdef int _uninstall_all(set fs, Waiter waiter) except -1:
     for f in fs:
-        if is_core(f):
-            (<FutureCore>f).add_waiter(waiter)
-        else:
-            f._waiters.append(waiter)
+        _uninstall(f, waiter)
     return 0
 
 
@@ -658,7 +678,10 @@ cdef int _uninstall(object f, Waiter waiter) except -1:
         (<FutureCore>f).remove_waiter(waiter)
     else:
         with f._condition:
-            f._waiters.remove(waiter)
+            try:
+                f._waiters.remove(waiter)
+            except ValueError:
+                pass            # finished before we looked: never installed
     return 0
 
 
@@ -680,38 +703,44 @@ def wait(fs, timeout=None, return_when=ALL_COMPLETED):
             done = {f for f in futures if _finished_for_waiting(f)}
             return DoneAndNotDoneFutures(done, futures - done)
     locks = _ForeignLocks(foreign) if foreign else None
+    if return_when == FIRST_COMPLETED:
+        kind = W_FIRST_COMPLETED
+    elif return_when == FIRST_EXCEPTION:
+        kind = W_FIRST_EXCEPTION
+    elif return_when == ALL_COMPLETED:
+        kind = W_ALL_COMPLETED
+    else:
+        kind = -1           # the stdlib raises only if it has to wait
+    # pending counts down from every future; those found finished are taken
+    # off below (they never notify).
+    waiter = Waiter(kind if kind >= 0 else W_FIRST_COMPLETED, len(futures))
+    not_done = futures
     if locks is not None:
         locks.acquire()
     try:
         for f in futures:
-            if _finished_for_waiting(f):
+            if _install_unless_finished(f, waiter):
                 done.add(f)
         not_done = futures - done
-        if return_when == FIRST_COMPLETED and done:
+        if ((return_when == FIRST_COMPLETED and done)
+                or (return_when == FIRST_EXCEPTION and done and
+                    any(f for f in done if not f.cancelled() and f.exception() is not None))
+                or not not_done):
+            _uninstall_all(not_done, waiter)
             return DoneAndNotDoneFutures(done, not_done)
-        elif return_when == FIRST_EXCEPTION and done:
-            if any(f for f in done if not f.cancelled() and f.exception() is not None):
-                return DoneAndNotDoneFutures(done, not_done)
-        if len(done) == len(futures):
-            return DoneAndNotDoneFutures(done, not_done)
-        if return_when == FIRST_COMPLETED:
-            kind = W_FIRST_COMPLETED
-        elif return_when == FIRST_EXCEPTION:
-            kind = W_FIRST_EXCEPTION
-        elif return_when == ALL_COMPLETED:
-            kind = W_ALL_COMPLETED
-        else:
+        if kind < 0:
+            _uninstall_all(not_done, waiter)
             raise ValueError("Invalid return condition: %r" % return_when)
-        waiter = Waiter(kind, len(not_done))
-        _install(futures, waiter)
+        waiter.pending -= len(done)
+        if waiter.pending <= 0 and kind != W_FIRST_COMPLETED:
+            waiter.signal()
     finally:
         if locks is not None:
             locks.release()
     try:
         waiter.block(deadline_from_timeout(timeout))
     finally:
-        for f in futures:
-            _uninstall(f, waiter)
+        _uninstall_all(not_done, waiter)
     done.update(waiter.finished_futures)
     return DoneAndNotDoneFutures(done, futures - done)
 
@@ -757,10 +786,9 @@ def as_completed(fs, timeout=None):
         locks.acquire()
     try:
         for f in futures:
-            if _finished_for_waiting(f):
+            if _install_unless_finished(f, waiter):
                 finished.append(f)
         pending = futures.difference(finished)
-        _install(futures, waiter)
     finally:
         if locks is not None:
             locks.release()
@@ -781,9 +809,12 @@ def as_completed(fs, timeout=None):
             if not deadline.forever and deadline.at - ff_monotonic() < 0:
                 raise FuturesTimeoutError('%d (of %d) futures unfinished' % (len(pending), total))
             if waiter.block(deadline):
+                # Re-arm before taking the list: allocating the new list can
+                # run the GC, whose finalizers can let a completer in; a
+                # notify() between the swap and a late rearm() would be lost.
+                waiter.rearm()
                 finished = waiter.finished_futures
                 waiter.finished_futures = []
-                waiter.rearm()
                 finished.reverse()
     finally:
         for f in futures:
