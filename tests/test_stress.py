@@ -382,3 +382,24 @@ def test_waiting_while_the_gc_switches_threads(cf, gc_switches_threads, rounds):
                     f.result(timeout=TIMEOUT)
 
         run_threads(lambda i: complete(i) if i < 2 else consume(i), 5)
+
+
+def test_callbacks_while_the_gc_switches_threads(cf, gc_switches_threads):
+    """Every callback added while another thread completes runs exactly once
+    (a callback stored while the completer detached the list was lost)."""
+    for _ in range(100):
+        futures = [cf.Future() for _ in range(300)]
+        calls = []
+
+        def complete(i):
+            for f in futures:
+                f.set_result(None)
+
+        def add_callbacks(i):
+            for f in futures:
+                for k in range(3):
+                    f.add_done_callback(lambda fut, k=k: calls.append((fut, k)))
+
+        run_threads(lambda i: complete(i) if i == 0 else add_callbacks(i), 3)
+        assert len(calls) == len(futures) * 3 * 2
+        assert len(set(calls)) == len(futures) * 3

@@ -443,14 +443,21 @@ cdef class FutureCore:
         once if the future is already done.  Callables are called in the
         order they were added.
         """
-        if self._state < ST_CANCELLED:
-            self.track()
+        cdef list more
+        while self._state < ST_CANCELLED:
             if self._callback0 is None:
                 self._callback0 = fn
-            elif self._more_callbacks is None:
-                self._more_callbacks = [fn]
-            else:
+            elif self._more_callbacks is not None:
                 self._more_callbacks.append(fn)
+            else:
+                # Allocating can run the GC, whose finalizers can let the
+                # completer in (it detaches the callbacks): look again after.
+                more = [fn]
+                if self._state >= ST_CANCELLED or self._callback0 is None \
+                        or self._more_callbacks is not None:
+                    continue
+                self._more_callbacks = more
+            self.track()
             return
         self._run_callback(fn)
 
