@@ -16,23 +16,6 @@ from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABL
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport uint64_t, uint32_t
 
-cdef extern from "_shm_ring.h":
-    ctypedef struct ffr_ctl:
-        pass
-    int ffr_write2(ffr_ctl *c, char *data, uint64_t cap, const char *p1, uint64_t n1,
-                   const char *p2, uint64_t n2) nogil
-    const char *ffr_peek(ffr_ctl *c, char *data, uint64_t cap, uint32_t *length,
-                         uint64_t *consumed) nogil
-    void ffr_consume(ffr_ctl *c, uint64_t consumed) nogil
-    int ffr_writer_to_wake(ffr_ctl *c) nogil
-    int ffr_is_empty(ffr_ctl *c) nogil
-    int ffr_has_room(ffr_ctl *c, uint64_t cap, uint64_t n) nogil
-    int ffr_reader_prepare_sleep(ffr_ctl *c) nogil
-    void ffr_reader_awake(ffr_ctl *c) nogil
-    int ffr_writer_prepare_wait(ffr_ctl *c, uint64_t cap, uint64_t n) nogil
-    int ffr_spin_nonempty(ffr_ctl *c, long rounds) nogil
-    void ffr_wake_fd(int fd) nogil
-
 # Bytes of control block in front of each ring's data area.
 cdef enum:
     HEADER_SIZE = 192
@@ -46,13 +29,7 @@ cdef class Ring:
     on: the writer writes a byte there when the reader sleeps, the reader
     when the writer waits for room.
     """
-    cdef Py_buffer _view
-    cdef bint _has_view
-    cdef ffr_ctl *_ctl
-    cdef char *_data
-    cdef uint64_t _cap
-    cdef int _peer_wake_fd
-    cdef readonly Py_ssize_t max_record
+    # Fields: see _shm.pxd.
 
     def __cinit__(self, segment, Py_ssize_t offset, Py_ssize_t capacity, int peer_wake_fd):
         if capacity < 64 or (capacity & (capacity - 1)) != 0:
@@ -80,7 +57,7 @@ cdef class Ring:
         if self._has_view:
             PyBuffer_Release(&self._view)
 
-    cdef inline int _check(self) except -1:
+    cdef int _check(self) except -1:
         if self._ctl == NULL:
             raise ValueError("ring is closed")
         return 0

@@ -76,12 +76,13 @@ static inline int ffr_has_room(ffr_ctl *c, uint64_t cap, uint64_t n) {
     return head + ffr_space_needed(head, cap, n) - ffr_load_acquire(&c->tail) <= cap;
 }
 
-/* Append one record made of two parts.  Returns -1 when there is no room,
+/* Append one record made of three parts.  Returns -1 when there is no room,
  * 1 when the reader was asleep (the caller must wake it), 0 otherwise. */
-static inline int ffr_write2(ffr_ctl *c, char *data, uint64_t cap,
-                             const char *p1, uint64_t n1, const char *p2, uint64_t n2) {
+static inline int ffr_write3(ffr_ctl *c, char *data, uint64_t cap,
+                             const char *p1, uint64_t n1, const char *p2, uint64_t n2,
+                             const char *p3, uint64_t n3) {
     uint64_t head = c->head;
-    uint64_t n = n1 + n2;
+    uint64_t n = n1 + n2 + n3;
     uint64_t need = ffr_space_needed(head, cap, n);
     if (head + need - ffr_load_acquire(&c->tail) > cap)
         return -1;
@@ -96,11 +97,17 @@ static inline int ffr_write2(ffr_ctl *c, char *data, uint64_t cap,
     memcpy(data + pos, &len32, 4);
     if (n1) memcpy(data + pos + 4, p1, n1);
     if (n2) memcpy(data + pos + 4 + n1, p2, n2);
+    if (n3) memcpy(data + pos + 4 + n1 + n2, p3, n3);
     ffr_store_release(&c->head, head + rec);
     ffr_fence();
     if (ffr_load32(&c->reader_sleeping))
         return ffr_xchg32(&c->reader_sleeping, 0) ? 1 : 0;
     return 0;
+}
+
+static inline int ffr_write2(ffr_ctl *c, char *data, uint64_t cap,
+                             const char *p1, uint64_t n1, const char *p2, uint64_t n2) {
+    return ffr_write3(c, data, cap, p1, n1, p2, n2, NULL, 0);
 }
 
 /* The next record, or NULL when the ring is empty.  *consumed is what
@@ -165,6 +172,17 @@ static inline int ffr_writer_prepare_wait(ffr_ctl *c, uint64_t cap, uint64_t n) 
     }
     return 1;
 }
+
+/* The header in front of every message (see _transport.py, HEADER). */
+typedef struct {
+    uint8_t kind;
+    uint8_t flags;
+    uint16_t nbuf;          /* out-of-band buffers in a buffer segment */
+    uint32_t seg_id;        /* that segment */
+    int64_t task_id;
+    uint32_t fn_len;        /* CALL/CHUNK: payload bytes that pickle the function alone */
+    uint32_t reserved;
+} ffm_header;               /* 24 bytes, then nbuf (offset, length) pairs, then the payload */
 
 /* Spin for at most `rounds` pause instructions waiting for data. */
 static inline int ffr_spin_nonempty(ffr_ctl *c, long rounds) {

@@ -16,13 +16,24 @@ user drops the last view -- and the owner reuses it, so steady traffic
 touches only warm pages.  A segment's descriptor crosses the socket once,
 the first time the peer sees it.
 
-Record layout: HEADER (kind, flags, number of buffers, segment id, task id),
-then one BUFFER (offset, length) per out-of-band buffer, then the pickle.
+Record layout: HEADER (kind, flags, number of buffers, segment id, task id,
+function length), then one BUFFER (offset, length) per out-of-band buffer,
+then the payload.  The hot paths that write and read records are compiled
+(_process_core.pyx); this module does the rest: segments, control messages
+and the pickler.
+
+A call's payload starts with the pickle of the function alone when that
+function pickles by reference (a module-level function): those bytes are the
+same for every call, so the parent pickles them once and the worker unpickles
+them once (each side keeps a small cache).  Other callables are pickled
+together with their arguments, as the stdlib does, so that objects shared
+between the callable and the arguments stay shared.
 """
 import io
 import os
 import pickle
 import struct
+import types
 from multiprocessing import reduction
 from multiprocessing.reduction import ForkingPickler
 
@@ -37,14 +48,18 @@ RAW_RESULT = 4      # worker -> parent: a bytes result, as the single buffer
 EXCEPTION = 5       # worker -> parent: the pickled exception
 RELEASE = 6         # either way: the peer's segments I am done with
 FORGET = 7          # either way: segments of mine I closed; unmap them
+CHUNK = 8           # parent -> worker: (fn, items) of map(); the reply is the list of results
 
-_RAW_KINDS = frozenset((EXIT, RELEASE, FORGET))  # payload is not a pickle
 
 # Flags.
 PAYLOAD_IN_SEGMENT = 1      # the pickle itself is the last buffer
 WORKER_EXITING = 2          # max_tasks_per_child reached: this is the last reply
+NO_ARGS = 4                 # CALL: fn(), the payload is only the function
+WITH_KWARGS = 8             # CALL: the arguments pickle as (args, kwargs), else as args
+STAR = 16                   # CHUNK: the items are argument tuples
+NONE_RESULT = 32            # RESULT: None, no payload
 
-HEADER = struct.Struct("<BBHIq")
+HEADER = struct.Struct("<BBHIqI4x")     # ffm_header in _shm_ring.h
 BUFFER = struct.Struct("<QQ")
 SEGMENT_HELLO = struct.Struct("<IQ")
 
@@ -101,6 +116,72 @@ def _refresh_dispatch_table():
         table.update(extra)
         _Pickler.dispatch_table = table
         _known_reducers = len(extra)
+
+
+class ReusablePickler:
+    """A pickler kept for many dumps (building one costs more than a small
+    dump).  Not thread-safe: each user takes one from a pool."""
+
+    __slots__ = ("_file", "_pickler", "_buffers", "_table")
+
+    def __init__(self):
+        if len(ForkingPickler._extra_reducers) != _known_reducers:
+            _refresh_dispatch_table()
+        self._file = io.BytesIO()
+        self._buffers = None
+        self._table = _Pickler.dispatch_table
+        self._pickler = _Pickler(self._file, 5, buffer_callback=self._buffer_callback)
+
+    def _buffer_callback(self, pickle_buffer):
+        raw = pickle_buffer.raw()
+        if raw.nbytes < OOB_THRESHOLD:
+            return True         # in band
+        if self._buffers is None:
+            self._buffers = []
+        self._buffers.append(raw)
+        return False
+
+    def dumps(self, obj):
+        """``(payload, buffers)`` as dumps(); buffers is None when there are none."""
+        file = self._file
+        file.seek(0)
+        file.truncate()
+        self._pickler.clear_memo()
+        self._buffers = None
+        try:
+            self._pickler.dump(obj)
+            return file.getvalue(), self._buffers
+        finally:
+            self._buffers = None
+            self._pickler.clear_memo()      # drop references to obj's parts
+
+    def reusable(self):
+        # A changed reducer table needs a new pickler; a huge dump leaves a
+        # huge buffer behind.
+        return (self._table is _Pickler.dispatch_table
+                and len(ForkingPickler._extra_reducers) == _known_reducers
+                and self._file.tell() <= SEGMENT_GRANULE)
+
+
+def function_pickle(fn):
+    """The pickle of ``fn`` when it pickles by reference (a module-level
+    function, not a closure or a bound method), else None."""
+    tp = type(fn)
+    if tp is types.FunctionType:
+        pass
+    elif tp is types.BuiltinFunctionType:
+        if not isinstance(getattr(fn, "__self__", None), (types.ModuleType, type(None))):
+            return None     # a bound builtin method carries its object
+    else:
+        return None
+    if len(ForkingPickler._extra_reducers) != _known_reducers:
+        _refresh_dispatch_table()
+    if tp in _Pickler.dispatch_table:
+        return None
+    try:
+        return pickle.dumps(fn, 5)
+    except Exception:
+        return None     # pickled with the arguments, where the error is reported
 
 
 def dumps(obj):
@@ -298,13 +379,13 @@ class Endpoint:
 
     # sending
 
-    def send(self, kind, task_id, payload, buffers=(), flags=0):
+    def send(self, kind, task_id, payload, buffers=(), flags=0, fn_len=0):
         """Write one message; False (nothing sent) when the outbox is full."""
         if buffers or len(payload) > self.outbox.max_record - 64:
-            return self._send_with_segment(kind, task_id, payload, buffers, flags)
-        return self.outbox.write(HEADER.pack(kind, flags, 0, 0, task_id), payload)
+            return self._send_with_segment(kind, task_id, payload, buffers or (), flags, fn_len)
+        return self.outbox.write(HEADER.pack(kind, flags, 0, 0, task_id, fn_len), payload)
 
-    def _send_with_segment(self, kind, task_id, payload, buffers, flags):
+    def _send_with_segment(self, kind, task_id, payload, buffers, flags, fn_len):
         parts = list(buffers)
         if len(payload) > self.outbox.max_record - 64 - BUFFER.size * len(parts):
             parts.append(memoryview(payload))
@@ -319,7 +400,7 @@ class Endpoint:
         with memoryview(seg.map) as dest:
             for part, offset in zip(parts, offsets):
                 dest[offset:offset + part.nbytes] = part
-        header = [HEADER.pack(kind, flags, len(parts), seg.id, task_id)]
+        header = [HEADER.pack(kind, flags, len(parts), seg.id, task_id, fn_len)]
         header.extend(BUFFER.pack(offset, part.nbytes)
                       for part, offset in zip(parts, offsets))
         if not self.outbox.write(b"".join(header), payload):
@@ -350,15 +431,13 @@ class Endpoint:
     # receiving
 
     def decode(self, record, zero_copy=False):
-        """``(kind, flags, task_id, value)`` of one record.  For CALL, RESULT
-        and EXCEPTION the value is unpickled (and may raise); for RELEASE and
-        FORGET it is the raw payload."""
-        kind, flags, nbuf, seg_id, task_id = HEADER.unpack_from(record)
+        """``(kind, flags, task_id, fn_len, payload, buffers)`` of one record
+        that carries out-of-band buffers (the compiled reader handles the
+        others itself).  For RAW_RESULT ``payload`` is the result (bytes, or
+        a memoryview of the segment when ``zero_copy``) and buffers is None.
+        """
+        kind, flags, nbuf, seg_id, task_id, fn_len = HEADER.unpack_from(record)
         start = HEADER.size + BUFFER.size * nbuf
-        if nbuf == 0:
-            if kind in _RAW_KINDS:
-                return kind, flags, task_id, record[start:]
-            return kind, flags, task_id, loads(memoryview(record)[start:])
         mapping = self.peer_segments.get(seg_id)
         spans = [BUFFER.unpack_from(record, HEADER.size + BUFFER.size * i) for i in range(nbuf)]
         if flags & PAYLOAD_IN_SEGMENT:
@@ -374,15 +453,15 @@ class Endpoint:
                            for offset, length in spans]
             elif kind == RAW_RESULT:
                 offset, length = spans[0]
-                return kind, flags, task_id, mapping[offset:offset + length]
+                return kind, flags, task_id, fn_len, mapping[offset:offset + length], None
             else:
                 buffers = []
                 with memoryview(mapping) as source:
                     for offset, length in spans:
                         buffers.append(bytearray(source[offset:offset + length]))
             if kind == RAW_RESULT:
-                return kind, flags, task_id, memoryview(buffers[0])
-            return kind, flags, task_id, loads(payload, buffers=buffers)
+                return kind, flags, task_id, fn_len, memoryview(buffers[0]), None
+            return kind, flags, task_id, fn_len, payload, buffers
         finally:
             if lease is None:
                 self.pending_releases.append(seg_id)

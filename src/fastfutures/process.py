@@ -10,10 +10,13 @@ shared-memory rings and a wake-up pipe per direction.  ``submit()`` pickles
 the call in the caller's thread and, when a worker has room, writes it
 straight into that worker's request ring; otherwise the work item waits in
 the pool's queue (where ``cancel()`` still works) until a worker has fewer
-than ``_MAX_IN_FLIGHT`` tasks.  One result thread per pool drains every
-reply ring, completes the futures, hands queued work to workers, and
+than ``MAX_IN_FLIGHT_PER_WORKER`` tasks.  One result thread per pool drains
+every reply ring, completes the futures, hands queued work to workers, and
 blocks in ``poll()`` on the reply wake-ups, the worker sentinels and its own
-wake-up pipe, so a dying worker is noticed at once.
+wake-up pipe, so a dying worker is noticed at once.  ``map()`` sends each
+chunk as one message and gets its results back as one list, as the
+stdlib's does.  The hot paths (submit, the worker's loop, reading replies)
+are compiled: _process_core.pyx.
 
 Zero-copy results (opt-in)
 --------------------------
@@ -49,12 +52,13 @@ from concurrent.futures import _base as _stdlib_base
 from concurrent.futures import process as _stdlib_process
 from concurrent.futures.process import (BrokenProcessPool, _RemoteTraceback,
                                         _chain_from_iterable_of_lists, _process_chunk)
+from itertools import islice
 from functools import partial
 from traceback import format_exception
 
 from . import _shm_platform
 from ._base import Executor
-from ._future import Future
+from ._future import results_in_order
 
 __all__ = ["ProcessPoolExecutor", "BrokenProcessPool"]
 
@@ -62,12 +66,8 @@ if not _shm_platform.SUPPORTED:     # pragma: no cover - Windows
     from concurrent.futures.process import ProcessPoolExecutor  # noqa: F401,F811
 else:
     from . import _transport as transport
+    from . import _process_core
     from ._process_worker import worker_main
-
-# Tasks handed to one worker ahead of their turn.  Futures in a worker's ring
-# are RUNNING and cannot be cancelled; a deeper ring keeps workers busy
-# between two wake-ups of the result thread.
-_MAX_IN_FLIGHT = 8
 
 _BROKEN_MESSAGE = ('A child process terminated abruptly, the process pool '
                    'is not usable anymore')
@@ -82,6 +82,7 @@ _global_shutdown = False
 def _python_exit():
     global _global_shutdown
     _global_shutdown = True
+    _process_core.set_global_shutdown()
     threads = list(_result_threads)
     for thread in threads:
         thread.core.wake()
@@ -104,69 +105,35 @@ def _default_max_workers():
     return getattr(os, "process_cpu_count", os.cpu_count)() or 1
 
 
-class _Task:
-    __slots__ = ("task_id", "future", "payload", "buffers", "worker")
-
-    def __init__(self, task_id, future, payload, buffers):
-        self.task_id = task_id
-        self.future = future
-        self.payload = payload
-        self.buffers = buffers
-        self.worker = None
-
-
-class _Worker:
-    """A worker process and the parent's end of its channel."""
-
-    def __init__(self, process, channel, max_tasks):
-        self.process = process
-        self.channel = channel
-        self.endpoint = channel.endpoint
-        self.sentinel = process.sentinel
-        self.in_flight = 0
-        self.tasks_left = max_tasks     # None: unlimited
-        self.retiring = False           # told us its last reply is coming
-        self.exit_sent = False
-
-    def can_take(self):
-        if self.retiring or self.exit_sent:
-            return False
-        if self.tasks_left is not None and self.in_flight >= self.tasks_left:
-            return False
-        return self.in_flight < _MAX_IN_FLIGHT
-
-
-class _PoolCore:
-    """State shared by the executor and its result thread.
+class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
+    """State shared by the executor and its result thread (the compiled
+    part: _process_core.PoolCore), plus starting and replacing workers.
 
     The result thread references this, never the executor (it holds only a
     weak reference to it), so dropping the executor lets the pool wind down.
-    ``lock`` guards the queue, the task table, the workers and the rings'
-    write side.
     """
 
-    def __init__(self, mp_context, initializer, initargs, max_workers,
+    def __init__(self, executor, mp_context, initializer, initargs, max_workers,
                  max_tasks_per_child, zero_copy):
-        self.lock = threading.Lock()
+        # Reentrant: dispatch() takes it for segment-carried sends, also when
+        # called with it held.
+        self.lock = threading.RLock()
+        self.queue = deque()            # Call not yet handed to a worker
         self.mp_context = mp_context
         self.initializer = initializer
         self.initargs = initargs
         self.max_workers = max_workers
         self.max_tasks_per_child = max_tasks_per_child
         self.zero_copy = zero_copy
-        self.workers = []
-        self.queue = deque()            # _Task not yet handed to a worker
-        self.tasks = {}                 # task_id -> _Task handed to a worker
-        self.shutting_down = False
-        self.cancel_queued = False
-        self.broken = False
-        self.task_ids = itertools.count()
+        self.dynamic_spawning = mp_context.get_start_method(allow_none=False) != "fork"
+        self.executor_ref = weakref.ref(executor)
+        self.result_thread = None
         self.wake_read, self.wake_write = _shm_platform.wake_pipe()
+        self.set_wake_fd(self.wake_read)
         self.wake_closed = False
         # Reentrant: wake() also runs from a weakref callback, i.e. from the
         # garbage collector, possibly inside a wake() of the same thread.
         self.wake_lock = threading.RLock()
-        self.workers_changed = True
 
     def wake(self):
         with self.wake_lock:
@@ -197,42 +164,36 @@ class _PoolCore:
             channel.close()
             raise
         channel.worker_started()
-        self.workers.append(_Worker(process, channel, self.max_tasks_per_child))
+        self.workers.append(_process_core.Link(process, channel, self.max_tasks_per_child))
         self.workers_changed = True
 
     def has_idle_worker(self):
-        return any(w.in_flight == 0 and w.can_take() for w in self.workers)
+        return any(w.in_flight == 0 and not (w.retiring or w.exit_sent) for w in self.workers)
 
-    def dispatch(self):
-        """Hand queued tasks to workers with room.  Lock held; returns the
-        futures cancelled meanwhile (already notified)."""
-        queue = self.queue
-        while queue:
-            best = None
-            for w in self.workers:
-                if w.can_take() and (best is None or w.in_flight < best.in_flight):
-                    best = w
-            if best is None:
-                return
-            task = queue[0]
-            endpoint = best.endpoint
-            needed = len(task.payload) + 96 + 16 * len(task.buffers)
-            if (needed < endpoint.outbox.max_record
-                    and not endpoint.outbox.has_room(needed)):
-                return      # ring full: the worker's next reply brings us back
-            queue.popleft()
-            if not task.future.set_running_or_notify_cancel():
-                continue
-            if not endpoint.send(transport.CALL, task.task_id, task.payload, task.buffers):
-                # Only a segment-carried message can still miss room.
-                queue.appendleft(task)
-                return
-            task.payload = task.buffers = None
-            task.worker = best
-            best.in_flight += 1
-            if best.tasks_left is not None:
-                best.tasks_left -= 1
-            self.tasks[task.task_id] = task
+    def start(self, call):
+        """submit()'s slow path: the first call starts the result thread (and,
+        with 'fork', every worker); with other start methods a worker is
+        added per call until there are max_workers."""
+        with self.lock:
+            self.check_open()
+            if self.result_thread is None:
+                if not self.dynamic_spawning:       # fork: all now, before our thread
+                    while len(self.workers) < self.max_workers:
+                        self.spawn_worker()
+                executor = self.executor_ref()
+                thread = _ResultThread(self, executor)
+                executor = None
+                thread.start()
+                self.result_thread = thread
+                _result_threads.add(thread)
+            self.queue.append(call)
+            if (self.dynamic_spawning and len(self.workers) < self.max_workers
+                    and not self.has_idle_worker()):
+                self.spawn_worker()
+            self.dispatch()
+            self.ready = len(self.workers) >= self.max_workers
+        if self.workers_changed:
+            self.wake()
 
 
 class _ResultThread(threading.Thread):
@@ -254,6 +215,7 @@ class _ResultThread(threading.Thread):
             self._break(format_exception(type(exc), exc, exc.__traceback__))
             raise
         finally:
+            core.forget_fds()
             core.close_wake_pipe()
 
     def _shutting_down(self):
@@ -263,99 +225,24 @@ class _ResultThread(threading.Thread):
 
     def _loop(self):
         core = self.core
-        poller = None
-        registered = {}
         while True:
-            progressed = False
-            for worker in list(core.workers):
-                records = worker.endpoint.inbox.read_batch()
-                if records:
-                    progressed = True
-                    if not self._handle_replies(worker, records):
-                        return          # the pool broke
-            if progressed:
-                continue
+            core.drain()
+            if core.cause is not None:
+                self._break(core.cause)
+                return
             if self._shutting_down():
                 if self._wind_down():
                     return
-            if core.workers_changed or poller is None:
-                poller = select.poll()
-                registered = {core.wake_read: None}
-                poller.register(core.wake_read, select.POLLIN)
-                with core.lock:
-                    core.workers_changed = False
-                    workers = list(core.workers)
-                for worker in workers:
-                    poller.register(worker.endpoint.wake_read_fd, select.POLLIN)
-                    poller.register(worker.sentinel, select.POLLIN)
-                    registered[worker.endpoint.wake_read_fd] = None
-                    registered[worker.sentinel] = worker
-            sleepers = []
-            may_sleep = True
-            for worker in core.workers:
-                sleepers.append(worker)
-                if not worker.endpoint.inbox.prepare_sleep():
-                    may_sleep = False
-                    break
-            events = poller.poll(None if may_sleep else 0)
-            for worker in sleepers:
-                worker.endpoint.inbox.awake()
-            for fd, _ in events:
-                worker = registered.get(fd)
-                if worker is None:
-                    _shm_platform.drain(fd)
-            for fd, _ in events:
-                worker = registered.get(fd)
-                if worker is not None and not self._worker_exited(worker):
+            for worker in core.wait():
+                if not self._worker_exited(worker):
                     return
-
-    def _handle_replies(self, worker, records):
-        core = self.core
-        endpoint = worker.endpoint
-        completions = []
-        cause = None
-        for record in records:
-            try:
-                kind, flags, task_id, value = endpoint.decode(record, core.zero_copy)
-            except BaseException as exc:
-                # As in the stdlib: a reply that cannot be read breaks the pool.
-                cause = format_exception(type(exc), exc, exc.__traceback__)
-                break
-            if kind == transport.RESULT or kind == transport.RAW_RESULT:
-                completions.append((task_id, value, False, flags))
-            elif kind == transport.EXCEPTION:
-                completions.append((task_id, value, True, flags))
-            else:
-                with core.lock:
-                    endpoint.handle_control(kind, value)
-        value = None
-        with core.lock:
-            for i, (task_id, value, failed, flags) in enumerate(completions):
-                task = core.tasks.pop(task_id, None)
-                worker.in_flight -= 1
-                if flags & transport.WORKER_EXITING:
-                    worker.retiring = True
-                completions[i] = (task.future if task is not None else None, value, failed)
-            endpoint.flush_releases()
-            if cause is None:
-                core.dispatch()
-        for future, value, failed in completions:
-            if future is None:
-                continue
-            if failed:
-                future.set_exception(value)
-            else:
-                future.set_result(value)
-        if cause is not None:
-            self._break(cause)
-            return False
-        return True
 
     def _worker_exited(self, worker):
         """A worker's sentinel fired.  False when that broke the pool."""
         core = self.core
-        records = worker.endpoint.inbox.read_batch()     # its last replies
-        if records and not self._handle_replies(worker, records):
+        core.drain_worker(worker)       # its last replies
+        if core.cause is not None:
+            self._break(core.cause)
             return False
         if not (worker.retiring or worker.exit_sent):
             self._break(None)
@@ -367,7 +254,7 @@ class _ResultThread(threading.Thread):
             worker.channel.close()
             if worker.retiring and not self._shutting_down():
                 core.spawn_worker()
-                core.dispatch()
+            core.dispatch()
         return True
 
     def _wind_down(self):
@@ -378,11 +265,11 @@ class _ResultThread(threading.Thread):
         with core.lock:
             core.shutting_down = True
             if core.cancel_queued:
-                cancelled = list(core.queue)
+                cancelled = core.queued_futures()
                 core.queue.clear()
                 core.cancel_queued = False
-        for task in cancelled:
-            task.future.cancel()
+        for future in cancelled:
+            future.cancel()
         with core.lock:
             if core.queue or core.tasks:
                 return False
@@ -406,7 +293,7 @@ class _ResultThread(threading.Thread):
                 executor._broken = _BROKEN_MESSAGE
                 executor._shutdown_thread = True
             executor = None
-            tasks = list(core.tasks.values()) + list(core.queue)
+            futures = list(core.tasks.values()) + core.queued_futures()
             core.tasks.clear()
             core.queue.clear()
             workers = list(core.workers)
@@ -415,10 +302,10 @@ class _ResultThread(threading.Thread):
         error = BrokenProcessPool(_FUTURE_BROKEN_MESSAGE)
         if cause is not None:
             error.__cause__ = _RemoteTraceback(f"\n'''\n{''.join(cause)}'''")
-        for task in tasks:
-            if not task.future.done():
+        for future in futures:
+            if not future.done():
                 try:
-                    task.future.set_exception(error)
+                    future.set_exception(error)
                 except _stdlib_base.InvalidStateError:
                     pass    # cancelled meanwhile
         for worker in workers:
@@ -491,10 +378,9 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
 
         self._shutdown_thread = False
         self._broken = False
-        self._shutdown_lock = threading.Lock()      # orders submit vs shutdown
-        self._core = _PoolCore(mp_context, initializer, initargs, self._max_workers,
+        self._shutdown_lock = threading.Lock()
+        self._core = _PoolCore(self, mp_context, initializer, initargs, self._max_workers,
                                max_tasks_per_child, bool(zero_copy_results))
-        self._result_thread = None
 
     # -- stdlib-compatible introspection --------------------------------------
 
@@ -507,55 +393,13 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
 
     # -- submitting --------------------------------------------------------
 
-    def _start_result_thread(self):
-        if self._result_thread is None:
-            core = self._core
-            if not self._safe_to_dynamically_spawn_children:   # fork: all now,
-                with core.lock:                                 # before our thread
-                    while len(core.workers) < self._max_workers:
-                        core.spawn_worker()
-            thread = _ResultThread(core, self)
-            thread.start()
-            self._result_thread = thread
-            _result_threads.add(thread)
+    @property
+    def _result_thread(self):
+        core = self._core
+        return core.result_thread if core is not None else None
 
     def submit(self, fn, /, *args, **kwargs):
-        try:
-            payload, buffers = transport.dumps((fn, args, kwargs))
-            pickling_error = None
-        except Exception as exc:
-            pickling_error = exc
-        with self._shutdown_lock:
-            if self._broken:
-                raise BrokenProcessPool(self._broken)
-            if self._shutdown_thread:
-                raise RuntimeError('cannot schedule new futures after shutdown')
-            if _global_shutdown:
-                raise RuntimeError('cannot schedule new futures after '
-                                   'interpreter shutdown')
-            future = Future()
-            if pickling_error is not None:
-                # As the stdlib's queue feeder does: only this future fails.
-                tb = format_exception(type(pickling_error), pickling_error,
-                                      pickling_error.__traceback__)
-                pickling_error.__cause__ = _RemoteTraceback(
-                    '\n"""\n{}"""'.format(''.join(tb)))
-                future.set_exception(pickling_error)
-                return future
-            core = self._core
-            self._start_result_thread()
-            with core.lock:
-                if core.broken:
-                    raise BrokenProcessPool(core.broken)
-                core.queue.append(_Task(next(core.task_ids), future, payload, buffers))
-                if (self._safe_to_dynamically_spawn_children
-                        and len(core.workers) < self._max_workers
-                        and not core.has_idle_worker()):
-                    core.spawn_worker()
-                core.dispatch()
-            if core.workers_changed:
-                core.wake()
-            return future
+        return self._core.submit(fn, args, kwargs)
     submit.__doc__ = _stdlib_base.Executor.submit.__doc__
 
     def map(self, fn, *iterables, timeout=None, chunksize=1):
@@ -581,10 +425,24 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         """
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
-        results = super().map(partial(_process_chunk, fn),
-                              _get_chunks(*iterables, chunksize=chunksize),
-                              timeout=timeout)
-        return _chain_from_iterable_of_lists(results)
+        if type(self).submit is not ProcessPoolExecutor.submit:
+            # A subclass's submit() sees every chunk, as with the stdlib.
+            results = super().map(partial(_process_chunk, fn),
+                                  _get_chunks(*iterables, chunksize=chunksize),
+                                  timeout=timeout)
+            return _chain_from_iterable_of_lists(results)
+        # One message per chunk: a list of items (or of argument tuples) and
+        # the function, run by the worker as list(map(fn, items)).
+        if len(iterables) == 1:
+            items, star = iter(iterables[0]), False
+        else:
+            items, star = zip(*iterables), True
+        futures = []
+        results = results_in_order(futures, timeout)   # the deadline starts now
+        submit_chunk = self._core.submit_chunk
+        while chunk := list(islice(items, chunksize)):
+            futures.append(submit_chunk(fn, chunk, star))
+        return _process_core.ChunkedResults(results)
 
     # -- stopping ------------------------------------------------------------
 
@@ -594,11 +452,12 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
             self._shutdown_thread = True
             if core is not None:
                 with core.lock:
+                    core.closed = True
                     core.shutting_down = True
                     if cancel_futures:
                         core.cancel_queued = True
-        thread = self._result_thread
         if core is not None:
+            thread = core.result_thread
             if thread is None:
                 # Never used: nothing to wind down.
                 self._close_unused_core()
@@ -606,8 +465,6 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
                 core.wake()
                 if wait:
                     thread.join()
-        if wait:
-            self._result_thread = None
     shutdown.__doc__ = _stdlib_base.Executor.shutdown.__doc__
 
     def _close_unused_core(self):
@@ -654,5 +511,9 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         # The result thread notices through its weak reference; nothing to do
         # for a pool that never started one.
         core = getattr(self, "_core", None)
-        if core is not None and self._result_thread is None:
+        if core is not None and core.result_thread is None:
             self._close_unused_core()
+
+
+if not _shm_platform.SUPPORTED:     # pragma: no cover - Windows
+    from concurrent.futures.process import ProcessPoolExecutor  # noqa: F811

@@ -1,0 +1,843 @@
+# cython: boundscheck=False, wraparound=False
+"""The process pool's hot paths, compiled: submitting a call, the worker's
+serve loop, and the result thread's reading of replies.
+
+Thread safety: a pool's state (the task table, the queue, the workers'
+counters, the write side of the request rings) is changed by submitting
+threads and by the result thread.  Every change that must be atomic --
+checking the pool is open, choosing a worker, writing the request record,
+recording the task -- runs with the GIL held and without calling Python code
+in between, so no other thread can see it half done.  Pickling, unpickling
+and completing futures (which runs callbacks) can let other threads in, so
+they happen before or after such a section, never inside one.  Sends that
+need a buffer segment run Python code in the middle and hold the pool's lock
+instead (see _transport.Endpoint, which is not thread-safe).
+
+The record format and message kinds are _transport's (HEADER = ffm_header).
+"""
+cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Realloc, PyMem_Free
+from cpython.list cimport PyList_GET_SIZE
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
+from libc.string cimport memcpy
+
+from ._future cimport (FutureCore, new_future, note_gil_released, ff_monotonic, ff_yield,
+                       ST_RUNNING, ST_CANCELLED)
+from ._shm cimport (Ring, ffr_ctl, ffm_header, ffr_write3, ffr_peek, ffr_consume, ffr_writer_to_wake,
+                    ffr_is_empty, ffr_reader_prepare_sleep, ffr_reader_awake,
+                    ffr_writer_prepare_wait, ffr_spin_nonempty, ffr_wake_fd, ffr_relax)
+
+import pickle
+from itertools import starmap
+from concurrent.futures.process import _ExceptionWithTraceback, _RemoteTraceback
+from concurrent.futures.process import BrokenProcessPool
+from traceback import format_exception
+
+from . import _transport as transport
+
+cdef extern from "Python.h":
+    object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
+    int PyBUF_READ
+
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    /* The pool falls back to the stdlib's there; this only has to compile. */
+    struct pollfd { int fd; short events; short revents; };
+    #define POLLIN 1
+    static int ffp_poll(struct pollfd *f, unsigned long n, int t) { (void)f; (void)n; (void)t; return -1; }
+    static long ffp_read(int fd, void *b, size_t n) { (void)fd; (void)b; (void)n; return -1; }
+    #else
+    #include <poll.h>
+    #include <unistd.h>
+    #define ffp_poll(f, n, t) poll((f), (nfds_t)(n), (t))
+    #define ffp_read(fd, b, n) read((fd), (b), (n))
+    #endif
+    """
+    struct pollfd:
+        int fd
+        short events
+        short revents
+    int ffp_poll(pollfd *fds, unsigned long nfds, int timeout) nogil
+    long ffp_read(int fd, void *buf, size_t count) nogil
+    enum: POLLIN
+
+# Message kinds and flags: _transport's.
+cdef enum:
+    K_CALL = 1
+    K_EXIT = 2
+    K_RESULT = 3
+    K_RAW_RESULT = 4
+    K_EXCEPTION = 5
+    K_RELEASE = 6
+    K_FORGET = 7
+    K_CHUNK = 8
+    F_PAYLOAD_IN_SEGMENT = 1
+    F_WORKER_EXITING = 2
+    F_NO_ARGS = 4
+    F_WITH_KWARGS = 8
+    F_STAR = 16
+    F_NONE_RESULT = 32
+
+assert (transport.CALL, transport.EXIT, transport.RESULT, transport.RAW_RESULT,
+        transport.EXCEPTION, transport.RELEASE, transport.FORGET, transport.CHUNK) == (
+        K_CALL, K_EXIT, K_RESULT, K_RAW_RESULT, K_EXCEPTION, K_RELEASE, K_FORGET, K_CHUNK)
+assert (transport.PAYLOAD_IN_SEGMENT, transport.WORKER_EXITING, transport.NO_ARGS,
+        transport.WITH_KWARGS, transport.STAR, transport.NONE_RESULT) == (
+        F_PAYLOAD_IN_SEGMENT, F_WORKER_EXITING, F_NO_ARGS, F_WITH_KWARGS, F_STAR, F_NONE_RESULT)
+assert transport.HEADER.size == sizeof(ffm_header)
+
+# Tasks handed to one worker ahead of their turn.  Futures in a worker's ring
+# are RUNNING and cannot be cancelled; a deeper ring keeps workers busy
+# between two wake-ups of the result thread.
+cdef int MAX_IN_FLIGHT = 8
+MAX_IN_FLIGHT_PER_WORKER = MAX_IN_FLIGHT
+
+# How long a reader spins on its rings before it sleeps in poll(): long enough
+# to catch the reply of a short call (or the next request of a busy caller)
+# without a system call on either side, short enough that an idle pool costs
+# nothing.  Seconds.
+cdef double RESULT_SPIN_SECONDS = 50e-6
+cdef double WORKER_SPIN_SECONDS = 50e-6
+
+# Cached function pickles (either side).  Bounded: cleared when full.
+cdef Py_ssize_t FN_CACHE_SIZE = 256
+
+cdef object loads = pickle.loads
+cdef object function_pickle = transport.function_pickle
+cdef object ReusablePickler = transport.ReusablePickler
+cdef bytes EMPTY = b""
+
+cdef bint global_shutdown = False
+
+
+def set_global_shutdown():
+    """The interpreter is exiting: every pool refuses new work."""
+    global global_shutdown
+    global_shutdown = True
+
+
+def set_spin(double result_seconds, double worker_seconds):
+    """Tune the spins before sleeping (0 disables); returns the old pair.
+    For experiments; a worker takes the value its process had at start."""
+    global RESULT_SPIN_SECONDS, WORKER_SPIN_SECONDS
+    old = (RESULT_SPIN_SECONDS, WORKER_SPIN_SECONDS)
+    RESULT_SPIN_SECONDS = result_seconds
+    WORKER_SPIN_SECONDS = worker_seconds
+    return old
+
+
+cdef inline bint spin_until_nonempty(ffr_ctl **rings, Py_ssize_t n,
+                                     double seconds) noexcept nogil:
+    """Spin (no GIL) until one of ``rings`` has data or ``seconds`` pass."""
+    cdef double end = ff_monotonic() + seconds
+    cdef int i
+    cdef Py_ssize_t k
+    while True:
+        for i in range(16):
+            for k in range(n):
+                if not ffr_is_empty(rings[k]):
+                    return True
+            ffr_relax()
+        if ff_monotonic() >= end:
+            return False
+
+
+cdef inline void drain_pipe(int fd) noexcept nogil:
+    cdef char buf[256]
+    while ffp_read(fd, buf, sizeof(buf)) == sizeof(buf):
+        pass
+
+
+cdef inline int write_record(Ring ring, uint8_t kind, uint8_t flags, int64_t task_id,
+                             bytes fn_bytes, bytes rest) noexcept:
+    """One record into ``ring``; 0 when there is no room.  No Python code runs."""
+    cdef ffm_header h
+    cdef int r
+    if ring._ctl == NULL:
+        return 0
+    h.kind = kind
+    h.flags = flags
+    h.nbuf = 0
+    h.seg_id = 0
+    h.task_id = task_id
+    h.fn_len = <uint32_t>PyBytes_GET_SIZE(fn_bytes)
+    h.reserved = 0
+    r = ffr_write3(ring._ctl, ring._data, ring._cap, <char *>&h, sizeof(h),
+                   PyBytes_AS_STRING(fn_bytes), PyBytes_GET_SIZE(fn_bytes),
+                   PyBytes_AS_STRING(rest), PyBytes_GET_SIZE(rest))
+    if r < 0:
+        return 0
+    if r > 0:
+        ffr_wake_fd(ring._peer_wake_fd)
+    return 1
+
+
+# ---------------------------------------------------------------------------
+# The parent
+
+
+@cython.final
+@cython.freelist(64)
+cdef class Call:
+    """A pickled call waiting in the pool's queue."""
+    cdef readonly FutureCore future
+    cdef uint8_t kind
+    cdef uint8_t flags
+    cdef bytes fn_bytes     # the function's own pickle, or b"" (inside rest)
+    cdef bytes rest
+    cdef object buffers     # None, or out-of-band buffers for a segment
+    cdef bint running       # set_running() done
+
+
+@cython.final
+cdef class ChunkedResults:
+    """map()'s result iterator: the items of each chunk's result list, in
+    order.  Each item's reference is dropped as it is handed out, as by the
+    stdlib's _chain_from_iterable_of_lists (a generator costing ~4x more per
+    item); close() cancels the chunks not yet consumed."""
+    cdef object chunks          # _future.results_in_order() over the chunks
+    cdef list current
+    cdef Py_ssize_t index
+
+    def __cinit__(self, chunks):
+        self.chunks = chunks
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        cdef list current = self.current
+        while current is None or self.index >= PyList_GET_SIZE(current):
+            self.current = current = None
+            current = next(self.chunks)     # StopIteration ends us too
+            self.current = current
+            self.index = 0
+        item = current[self.index]
+        current[self.index] = None
+        self.index += 1
+        return item
+
+    def close(self):
+        self.current = None
+        self.chunks.close()
+
+
+@cython.final
+cdef class Link:
+    """A worker process and the parent's end of its channel."""
+    cdef public object process
+    cdef public object channel
+    cdef public object endpoint
+    cdef public int sentinel
+    cdef public int wake_read_fd
+    cdef Ring outbox
+    cdef Ring inbox
+    cdef public int in_flight
+    cdef public long long tasks_left     # -1: unlimited
+    cdef public bint retiring            # told us its last reply is coming
+    cdef public bint exit_sent
+
+    def __init__(self, process, channel, max_tasks):
+        self.process = process
+        self.channel = channel
+        self.endpoint = channel.endpoint
+        self.outbox = self.endpoint.outbox
+        self.inbox = self.endpoint.inbox
+        self.sentinel = process.sentinel
+        self.wake_read_fd = self.endpoint.wake_read_fd
+        self.in_flight = 0
+        self.tasks_left = -1 if max_tasks is None else max_tasks
+        self.retiring = False
+        self.exit_sent = False
+
+    cdef inline bint can_take(self):
+        return (not self.retiring and not self.exit_sent and self.tasks_left != 0
+                and self.in_flight < MAX_IN_FLIGHT)
+
+
+cdef class PoolCore:
+    """State shared by a ProcessPoolExecutor and its result thread, with the
+    hot paths; process.py's _PoolCore adds the rest (workers, shutting down).
+
+    ``lock`` serialises the slow paths: starting and replacing workers,
+    segment-carried sends, breaking and winding down.
+    """
+    cdef public list workers            # Link
+    cdef public object queue            # collections.deque of Call
+    cdef public dict tasks              # task id -> future, for calls in a ring
+    cdef public bint shutting_down
+    cdef public bint cancel_queued
+    cdef public object broken           # False, or the BrokenProcessPool message
+    cdef public bint closed             # shutdown() was called
+    cdef public bint ready              # submit() may skip the slow path
+    cdef public bint workers_changed
+    cdef public bint zero_copy
+    cdef public object lock
+    cdef public object cause            # traceback lines of an unreadable reply
+    cdef int64_t next_task_id
+    cdef dict fn_cache
+    cdef list picklers
+    cdef pollfd *fds
+    cdef int nfds
+    cdef ffr_ctl **rings                # the workers' reply rings
+    cdef Py_ssize_t nrings
+    cdef int wake_fd
+    cdef list fd_links                  # per fds[i]: the Link of a sentinel, or None
+
+    def __cinit__(self, *args, **kwargs):
+        self.workers = []
+        self.tasks = {}
+        self.broken = False
+        self.fn_cache = {}
+        self.picklers = []
+        self.fd_links = []
+        self.workers_changed = True
+        self.wake_fd = -1
+
+    def __dealloc__(self):
+        PyMem_Free(self.fds)
+        PyMem_Free(self.rings)
+
+    # -- submitting ----------------------------------------------------------
+
+    cdef object dumps(self, obj):
+        cdef list picklers = self.picklers
+        pickler = picklers.pop() if picklers else ReusablePickler()
+        result = pickler.dumps(obj)
+        if len(picklers) < 4 and pickler.reusable():
+            picklers.append(pickler)
+        return result
+
+    cdef bytes fn_pickle(self, fn):
+        cdef object found = self.fn_cache.get(fn)
+        if found is not None:
+            return <bytes>found
+        data = function_pickle(fn)
+        if data is None:
+            return EMPTY
+        if len(self.fn_cache) >= FN_CACHE_SIZE:
+            self.fn_cache.clear()
+        self.fn_cache[fn] = data
+        return data
+
+    cpdef int check_open(self) except -1:
+        if self.broken:
+            raise BrokenProcessPool(self.broken)
+        if self.closed:
+            raise RuntimeError('cannot schedule new futures after shutdown')
+        if global_shutdown:
+            raise RuntimeError('cannot schedule new futures after '
+                               'interpreter shutdown')
+        return 0
+
+    def submit(self, fn, tuple args, dict kwargs):
+        """submit(fn, *args, **kwargs) of the executor."""
+        cdef Call call = Call.__new__(Call)
+        cdef bytes fn_bytes
+        try:
+            fn_bytes = self.fn_pickle(fn)
+            call.kind = K_CALL
+            if not fn_bytes:
+                call.rest, call.buffers = self.dumps((fn, args, kwargs))
+            elif kwargs:
+                call.rest, call.buffers = self.dumps((args, kwargs))
+                call.flags = F_WITH_KWARGS
+            elif args:
+                call.rest, call.buffers = self.dumps(args)
+            else:
+                call.rest = EMPTY
+                call.flags = F_NO_ARGS
+            call.fn_bytes = fn_bytes
+        except Exception as exc:
+            self.check_open()
+            return self.failed_future(exc)
+        return self.enter(call)
+
+    def submit_chunk(self, fn, list items, bint star):
+        """A future for ``list(map(fn, items))`` (``starmap`` when ``star``)."""
+        cdef Call call = Call.__new__(Call)
+        cdef bytes fn_bytes
+        try:
+            fn_bytes = self.fn_pickle(fn)
+            call.kind = K_CHUNK
+            call.flags = F_STAR if star else 0
+            if fn_bytes:
+                call.rest, call.buffers = self.dumps(items)
+            else:
+                call.rest, call.buffers = self.dumps((fn, items))
+            call.fn_bytes = fn_bytes
+        except Exception as exc:
+            self.check_open()
+            return self.failed_future(exc)
+        return self.enter(call)
+
+    cdef FutureCore failed_future(self, exc):
+        # As the stdlib's queue feeder does: only this future fails.
+        cdef FutureCore future = new_future()
+        tb = format_exception(type(exc), exc, exc.__traceback__)
+        exc.__cause__ = _RemoteTraceback('\n"""\n{}"""'.format(''.join(tb)))
+        future.complete(exc, True)
+        return future
+
+    cdef FutureCore enter(self, Call call):
+        # From here to the end: no Python code unless on the slow path.
+        self.check_open()
+        cdef FutureCore future = new_future()
+        call.future = future
+        if not self.ready:
+            self.slow_submit(call)
+        elif self.queue or not self.place(call):
+            self.queue.append(call)
+            if call.buffers is not None or self.record_size(call) > 0:
+                # Nobody else may dispatch it soon (the workers can be idle).
+                self.dispatch()
+        return future
+
+    cdef inline Py_ssize_t record_size(self, Call call):
+        """0 when the call fits a ring record, else its size."""
+        cdef Py_ssize_t n = (sizeof(ffm_header) + PyBytes_GET_SIZE(call.fn_bytes)
+                             + PyBytes_GET_SIZE(call.rest))
+        cdef Link link
+        if self.workers:
+            link = self.workers[0]
+            if n < link.outbox.max_record - 64:
+                return 0
+        return n
+
+    cdef Link least_loaded(self):
+        cdef Link best = None
+        cdef Link link
+        for link in self.workers:
+            if link.can_take() and (best is None or link.in_flight < best.in_flight):
+                best = link
+        return best
+
+    cdef bint place(self, Call call) except -1:
+        """Write a small call into the least loaded worker's ring; False when
+        no worker has room (or the call needs a segment).  Runs no Python
+        code: the caller's GIL makes it atomic."""
+        cdef Link best
+        cdef int64_t task_id
+        if call.buffers is not None or self.record_size(call):
+            return False
+        best = self.least_loaded()
+        if best is None:
+            return False
+        task_id = self.next_task_id
+        if not write_record(best.outbox, call.kind, call.flags, task_id,
+                            call.fn_bytes, call.rest):
+            return False
+        if not call.running:
+            call.future._state = ST_RUNNING     # fresh: nobody can have seen it
+        self.next_task_id = task_id + 1
+        self.tasks[task_id] = call.future
+        best.in_flight += 1
+        if best.tasks_left > 0:
+            best.tasks_left -= 1
+        return True
+
+    def dispatch(self):
+        """Hand queued calls to workers with room."""
+        cdef Call call
+        cdef Link best
+        queue = self.queue
+        while queue:
+            best = self.least_loaded()
+            if best is None:
+                return
+            call = queue.popleft()
+            if not call.running:
+                # A cancelled future notifies its waiters here (Python code).
+                if not call.future.set_running():
+                    continue
+                call.running = True
+            if self.place(call):
+                continue
+            if call.buffers is None and not self.record_size(call):
+                queue.appendleft(call)      # the ring is full: the next reply brings us back
+                return
+            with self.lock:
+                if not self.send_with_segment(call):
+                    queue.appendleft(call)
+                    return
+
+    cdef bint send_with_segment(self, Call call) except -1:
+        """A call that needs a buffer segment (lock held)."""
+        cdef Link best = self.least_loaded()
+        cdef int64_t task_id = self.next_task_id
+        if best is None:
+            return False
+        if not best.endpoint.send(call.kind, task_id, call.fn_bytes + call.rest,
+                                  call.buffers, call.flags, len(call.fn_bytes)):
+            return False
+        self.next_task_id = task_id + 1
+        self.tasks[task_id] = call.future
+        best.in_flight += 1
+        if best.tasks_left > 0:
+            best.tasks_left -= 1
+        call.buffers = None
+        return True
+
+    cdef int slow_submit(self, Call call) except -1:
+        self.start(call)
+        return 0
+
+    def start(self, Call call):
+        """Overridden in process.py: start the result thread and workers,
+        then queue and dispatch ``call``."""
+        raise NotImplementedError
+
+    def queued_futures(self):
+        return [(<Call>call).future for call in self.queue]
+
+    # -- the result thread -----------------------------------------------------
+
+    def drain(self):
+        """Read every reply there is, complete the futures, refill the rings.
+        Returns the number of replies; sets ``cause`` (and stops) when a
+        reply cannot be read."""
+        cdef list done = []
+        cdef Py_ssize_t count = 0
+        cdef Py_ssize_t i
+        cdef FutureCore future
+        cdef Link link
+        for link in list(self.workers):
+            count += self.drain_link(link, done)
+            if self.cause is not None:
+                break
+        if count:
+            if self.cause is None:
+                self.dispatch()
+            for i in range(0, len(done), 3):
+                future = done[i]
+                if future is not None and future._state < ST_CANCELLED:
+                    future.complete(done[i + 1], done[i + 2])
+        return count
+
+    def drain_worker(self, Link link):
+        """Replies of one worker (that just exited)."""
+        cdef list done = []
+        cdef FutureCore future
+        cdef Py_ssize_t i
+        cdef Py_ssize_t count = self.drain_link(link, done)
+        for i in range(0, len(done), 3):
+            future = done[i]
+            if future is not None and future._state < ST_CANCELLED:
+                future.complete(done[i + 1], done[i + 2])
+        return count
+
+    cdef Py_ssize_t drain_link(self, Link link, list done) except -1:
+        cdef Ring ring = link.inbox
+        cdef const char *p
+        cdef uint32_t n
+        cdef uint64_t consumed
+        cdef ffm_header h
+        cdef Py_ssize_t count = 0
+        cdef bint consumed_already
+        cdef object value
+        cdef object future
+        while ring._ctl != NULL:
+            p = ffr_peek(ring._ctl, ring._data, ring._cap, &n, &consumed)
+            if p == NULL:
+                break
+            memcpy(&h, p, sizeof(h))
+            count += 1
+            if h.kind == K_RESULT or h.kind == K_EXCEPTION or h.kind == K_RAW_RESULT:
+                consumed_already = False
+                try:
+                    if h.nbuf == 0:
+                        if h.flags & F_NONE_RESULT:
+                            value = None
+                        else:
+                            view = PyMemoryView_FromMemory(<char *>p + sizeof(h),
+                                                           n - sizeof(h), PyBUF_READ)
+                            try:
+                                value = loads(view)
+                            finally:
+                                view.release()
+                                view = None
+                    else:
+                        record = PyBytes_FromStringAndSize(p, n)
+                        ffr_consume(ring._ctl, consumed)
+                        consumed_already = True
+                        value = self.decode_with_segment(link, record)
+                        record = None
+                except BaseException as exc:
+                    # As in the stdlib: a reply that cannot be read breaks the pool.
+                    self.cause = format_exception(type(exc), exc, exc.__traceback__)
+                    if not consumed_already:
+                        ffr_consume(ring._ctl, consumed)
+                    break
+                if not consumed_already:
+                    ffr_consume(ring._ctl, consumed)
+                # Only now: the future of an unreadable reply fails with the pool.
+                future = self.tasks.pop(h.task_id, None)
+                link.in_flight -= 1
+                if h.flags & F_WORKER_EXITING:
+                    link.retiring = True
+                done.append(future)
+                done.append(value)
+                done.append(h.kind == K_EXCEPTION)
+                value = future = None
+            else:
+                record = PyBytes_FromStringAndSize(p + sizeof(h), n - sizeof(h))
+                ffr_consume(ring._ctl, consumed)
+                with self.lock:
+                    link.endpoint.handle_control(h.kind, record)
+                record = None
+        if count and ring._ctl != NULL and ffr_writer_to_wake(ring._ctl):
+            ffr_wake_fd(ring._peer_wake_fd)
+        if link.endpoint.pending_releases:
+            with self.lock:
+                link.endpoint.flush_releases()
+        return count
+
+    cdef object decode_with_segment(self, Link link, bytes record):
+        kind, flags, task_id, fn_len, payload, buffers = link.endpoint.decode(
+            record, self.zero_copy)
+        if kind == K_RAW_RESULT:
+            return payload
+        return loads(payload, buffers=buffers)
+
+    def set_wake_fd(self, int fd):
+        self.wake_fd = fd
+        self.workers_changed = True
+
+    cdef int rebuild_fds(self) except -1:
+        cdef Link link
+        cdef Py_ssize_t n = 1 + 2 * len(self.workers)
+        cdef pollfd *fds = <pollfd *>PyMem_Realloc(self.fds, n * sizeof(pollfd))
+        cdef ffr_ctl **rings
+        cdef int i = 1
+        if fds == NULL:
+            raise MemoryError()
+        self.fds = fds
+        rings = <ffr_ctl **>PyMem_Realloc(self.rings, n * sizeof(ffr_ctl *))
+        if rings == NULL:
+            raise MemoryError()
+        self.rings = rings
+        self.nrings = 0
+        for link in self.workers:
+            rings[self.nrings] = link.inbox._ctl
+            self.nrings += 1
+        fds[0].fd = self.wake_fd
+        fds[0].events = POLLIN
+        self.fd_links = [None]
+        for link in self.workers:
+            fds[i].fd = link.wake_read_fd
+            fds[i].events = POLLIN
+            fds[i + 1].fd = link.sentinel
+            fds[i + 1].events = POLLIN
+            self.fd_links.append(None)
+            self.fd_links.append(link)
+            i += 2
+        self.nfds = i
+        self.workers_changed = False
+        return 0
+
+    def forget_fds(self):
+        """The result thread is done: drop what wait() kept (the Links)."""
+        self.fd_links = []
+        self.nfds = 0
+        self.nrings = 0
+        self.workers_changed = True
+
+    def wait(self):
+        """Sleep until a reply, a wake-up or a worker's exit.  Returns the
+        Links whose process ended (usually none)."""
+        cdef Link link
+        cdef list links
+        cdef Py_ssize_t i, prepared = 0
+        cdef bint may_sleep = True
+        cdef bint expecting = False
+        cdef int r, timeout
+        if self.workers_changed:
+            self.rebuild_fds()
+        links = self.workers
+        for link in links:
+            if link.in_flight > 0:
+                expecting = True
+        if expecting and RESULT_SPIN_SECONDS > 0:
+            with nogil:
+                note_gil_released()
+                r = spin_until_nonempty(self.rings, self.nrings, RESULT_SPIN_SECONDS)
+            if r:
+                return []
+        for link in links:
+            prepared += 1
+            if not ffr_reader_prepare_sleep(link.inbox._ctl):
+                may_sleep = False
+                break
+        timeout = -1 if may_sleep else 0
+        with nogil:
+            note_gil_released()
+            r = ffp_poll(self.fds, self.nfds, timeout)
+        for i in range(prepared):
+            ffr_reader_awake((<Link>links[i]).inbox._ctl)
+        fired = []
+        if r <= 0:
+            return fired
+        for i in range(self.nfds):
+            if self.fds[i].revents:
+                link = self.fd_links[i]
+                if link is None:
+                    drain_pipe(self.fds[i].fd)
+                else:
+                    fired.append(link)
+        return fired
+
+
+# ---------------------------------------------------------------------------
+# The worker
+
+
+cdef class WorkerLoop:
+    """A worker's serve loop: read requests, run them, reply."""
+    cdef object endpoint
+    cdef Ring inbox
+    cdef Ring outbox
+    cdef object sleep           # blocks until woken; raises when the parent is gone
+    cdef object max_tasks
+    cdef long long tasks_done
+    cdef dict functions         # function pickle -> function
+    cdef object pickler
+
+    def __init__(self, endpoint, sleep, max_tasks):
+        self.endpoint = endpoint
+        self.inbox = endpoint.inbox
+        self.outbox = endpoint.outbox
+        self.sleep = sleep
+        self.max_tasks = max_tasks
+        self.functions = {}
+        self.pickler = ReusablePickler()
+
+    def serve(self):
+        cdef Ring inbox = self.inbox
+        cdef const char *p
+        cdef uint32_t n
+        cdef uint64_t consumed
+        cdef ffm_header h
+        cdef bint got
+        cdef object payload, buffers
+        while True:
+            p = ffr_peek(inbox._ctl, inbox._data, inbox._cap, &n, &consumed)
+            if p == NULL:
+                if self.endpoint.pending_releases:
+                    self.endpoint.flush_releases()
+                with nogil:
+                    got = spin_until_nonempty(&inbox._ctl, 1, WORKER_SPIN_SECONDS)
+                if got:
+                    continue
+                if ffr_reader_prepare_sleep(inbox._ctl):
+                    try:
+                        self.sleep()
+                    finally:
+                        ffr_reader_awake(inbox._ctl)
+                else:
+                    ffr_reader_awake(inbox._ctl)
+                continue
+            memcpy(&h, p, sizeof(h))
+            buffers = None
+            if h.nbuf == 0:
+                payload = PyBytes_FromStringAndSize(p + sizeof(h), n - sizeof(h))
+                ffr_consume(inbox._ctl, consumed)
+            else:
+                record = PyBytes_FromStringAndSize(p, n)
+                ffr_consume(inbox._ctl, consumed)
+                _, _, _, _, payload, buffers = self.endpoint.decode(record)
+                record = None
+            if ffr_writer_to_wake(inbox._ctl):
+                ffr_wake_fd(inbox._peer_wake_fd)
+            if h.kind == K_CALL or h.kind == K_CHUNK:
+                self.tasks_done += 1
+                exiting = self.max_tasks is not None and self.tasks_done >= self.max_tasks
+                self.run(h, payload, buffers, exiting)
+                payload = buffers = None
+                if exiting:
+                    return
+            elif h.kind == K_EXIT:
+                return
+            else:
+                self.endpoint.handle_control(h.kind, bytes(payload))
+
+    cdef object function(self, payload, Py_ssize_t fn_len):
+        key = bytes(payload[:fn_len])
+        fn = self.functions.get(key)
+        if fn is None:
+            fn = loads(key)
+            if len(self.functions) >= FN_CACHE_SIZE:
+                self.functions.clear()
+            self.functions[key] = fn
+        return fn
+
+    cdef int run(self, ffm_header h, payload, buffers, bint exiting) except -1:
+        cdef Py_ssize_t fn_len = h.fn_len
+        cdef uint8_t flags = F_WORKER_EXITING if exiting else 0
+        cdef object fn, args, kwargs = None
+        # Unpickling errors propagate: the worker dies and the pool breaks,
+        # as in the stdlib.
+        if fn_len:
+            fn = self.function(payload, fn_len)
+            if h.flags & F_NO_ARGS:
+                args = ()
+            elif h.kind == K_CALL and h.flags & F_WITH_KWARGS:
+                args, kwargs = loads(memoryview(payload)[fn_len:], buffers=buffers)
+            else:
+                args = loads(memoryview(payload)[fn_len:], buffers=buffers)
+        elif h.kind == K_CALL:
+            fn, args, kwargs = loads(payload, buffers=buffers)
+        else:
+            fn, args = loads(payload, buffers=buffers)
+        payload = buffers = None
+        try:
+            if h.kind == K_CHUNK:
+                result = list(starmap(fn, args) if h.flags & F_STAR else map(fn, args))
+            elif kwargs:
+                result = fn(*args, **kwargs)
+            else:
+                result = fn(*args)
+        except BaseException as exc:
+            fn = args = kwargs = None
+            self.reply(K_EXCEPTION, h.task_id, _ExceptionWithTraceback(exc, exc.__traceback__),
+                       flags)
+            exc = None
+        else:
+            fn = args = kwargs = None
+            self.reply(K_RESULT, h.task_id, result, flags)
+        return 0
+
+    cdef int reply(self, uint8_t kind, int64_t task_id, value, uint8_t flags) except -1:
+        cdef bytes payload
+        cdef object buffers = None
+        cdef Ring outbox = self.outbox
+        if kind == K_RESULT and value is None:
+            payload = EMPTY
+            flags |= F_NONE_RESULT
+        elif (kind == K_RESULT and type(value) is bytes
+                and len(<bytes>value) >= transport.OOB_THRESHOLD):
+            # The whole result is one big bytes: send it raw, as a buffer.
+            kind = K_RAW_RESULT
+            payload = EMPTY
+            buffers = [memoryview(value)]
+        else:
+            try:
+                payload, buffers = self.pickler.dumps(value)
+            except BaseException as exc:
+                kind = K_EXCEPTION
+                self.pickler = ReusablePickler()
+                payload, buffers = self.pickler.dumps(
+                    _ExceptionWithTraceback(exc, exc.__traceback__))
+                exc = None
+        value = None
+        while True:
+            if buffers is None and sizeof(ffm_header) + len(payload) < outbox.max_record - 64:
+                if write_record(outbox, kind, flags, task_id, EMPTY, payload):
+                    return 0
+            elif self.endpoint.send(kind, task_id, payload, buffers, flags):
+                return 0
+            # The parent is behind: wait for room in the reply ring.
+            if ffr_writer_prepare_wait(outbox._ctl, outbox._cap,
+                                       min(len(payload) + 256, outbox.max_record)):
+                self.sleep()

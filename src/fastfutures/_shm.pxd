@@ -1,0 +1,42 @@
+# The shared ring, for the process pool's compiled hot path (_process_core.pyx).
+from libc.stdint cimport uint64_t, uint32_t, uint16_t, uint8_t, int64_t
+
+cdef extern from "_shm_ring.h":
+    ctypedef struct ffr_ctl:
+        pass
+    ctypedef struct ffm_header:
+        uint8_t kind
+        uint8_t flags
+        uint16_t nbuf
+        uint32_t seg_id
+        int64_t task_id
+        uint32_t fn_len
+        uint32_t reserved
+    int ffr_write2(ffr_ctl *c, char *data, uint64_t cap, const char *p1, uint64_t n1,
+                   const char *p2, uint64_t n2) nogil
+    int ffr_write3(ffr_ctl *c, char *data, uint64_t cap, const char *p1, uint64_t n1,
+                   const char *p2, uint64_t n2, const char *p3, uint64_t n3) nogil
+    const char *ffr_peek(ffr_ctl *c, char *data, uint64_t cap, uint32_t *length,
+                         uint64_t *consumed) nogil
+    void ffr_consume(ffr_ctl *c, uint64_t consumed) nogil
+    int ffr_writer_to_wake(ffr_ctl *c) nogil
+    int ffr_is_empty(ffr_ctl *c) nogil
+    int ffr_has_room(ffr_ctl *c, uint64_t cap, uint64_t n) nogil
+    int ffr_reader_prepare_sleep(ffr_ctl *c) nogil
+    void ffr_reader_awake(ffr_ctl *c) nogil
+    int ffr_writer_prepare_wait(ffr_ctl *c, uint64_t cap, uint64_t n) nogil
+    int ffr_spin_nonempty(ffr_ctl *c, long rounds) nogil
+    void ffr_wake_fd(int fd) nogil
+    void ffr_relax() nogil
+
+
+cdef class Ring:
+    cdef Py_buffer _view
+    cdef bint _has_view
+    cdef ffr_ctl *_ctl
+    cdef char *_data
+    cdef uint64_t _cap
+    cdef int _peer_wake_fd
+    cdef readonly Py_ssize_t max_record
+
+    cdef int _check(self) except -1
