@@ -229,6 +229,17 @@ def test_large_values_round_trip(shared_pool):
     assert type(out) is bytes and out == b"x" * (3 << 20)
 
 
+def test_very_large_values_round_trip(shared_pool):
+    # Past the size where the copy out of shared memory runs without the GIL
+    # into huge-page-advised memory: odd sizes, every byte checked.
+    data = bytes(range(251)) * ((9 << 20) // 251)
+    assert shared_pool.submit(echo, data).result(timeout=TIMEOUT) == data
+    ba = bytearray(data[: (5 << 20) + 3])
+    out = shared_pool.submit(echo, [ba, data[1:]]).result(timeout=TIMEOUT)
+    assert type(out[0]) is bytearray and out[0] == ba
+    assert type(out[1]) is bytes and out[1] == data[1:]
+
+
 def test_numpy_round_trip(shared_pool):
     np = pytest.importorskip("numpy")
     array = np.arange(1 << 18, dtype=np.float64).reshape(512, 512)

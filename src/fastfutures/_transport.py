@@ -38,7 +38,7 @@ from multiprocessing import reduction
 from multiprocessing.reduction import ForkingPickler
 
 from . import _shm_platform as platform
-from ._shm import RING_HEADER_SIZE, Ring, SharedView
+from ._shm import RING_HEADER_SIZE, Ring, SharedView, copy_out
 
 # Message kinds.
 CALL = 1            # parent -> worker: (fn, args, kwargs)
@@ -442,7 +442,7 @@ class Endpoint:
         spans = [BUFFER.unpack_from(record, HEADER.size + BUFFER.size * i) for i in range(nbuf)]
         if flags & PAYLOAD_IN_SEGMENT:
             offset, length = spans.pop()
-            payload = mapping[offset:offset + length]
+            payload = copy_out(mapping, offset, length)
         else:
             payload = memoryview(record)[start:]
         lease = None
@@ -453,12 +453,9 @@ class Endpoint:
                            for offset, length in spans]
             elif kind == RAW_RESULT:
                 offset, length = spans[0]
-                return kind, flags, task_id, fn_len, mapping[offset:offset + length], None
+                return kind, flags, task_id, fn_len, copy_out(mapping, offset, length), None
             else:
-                buffers = []
-                with memoryview(mapping) as source:
-                    for offset, length in spans:
-                        buffers.append(bytearray(source[offset:offset + length]))
+                buffers = [copy_out(mapping, offset, length, True) for offset, length in spans]
             if kind == RAW_RESULT:
                 return kind, flags, task_id, fn_len, memoryview(buffers[0]), None
             return kind, flags, task_id, fn_len, payload, buffers
