@@ -7,6 +7,7 @@ terminal state with exactly one outcome.
 import random
 import sys
 import threading
+import time
 
 import pytest
 
@@ -403,3 +404,31 @@ def test_callbacks_while_the_gc_switches_threads(cf, gc_switches_threads):
         run_threads(lambda i: complete(i) if i == 0 else add_callbacks(i), 3)
         assert len(calls) == len(futures) * 3 * 2
         assert len(set(calls)) == len(futures) * 3
+
+
+@pytest.mark.parametrize("max_workers", [1, 3])
+def test_shutdown_wait_races_submits(cf, gc_switches_threads, max_workers):
+    """A submit() that returned a future queued it before shutdown(wait=True)
+    began: the future is done when shutdown returns; and however the
+    submitting threads interleave, no more than max_workers threads start."""
+    for _ in range(20):
+        ex = cf.ThreadPoolExecutor(max_workers)
+        futures = []
+        started = threading.Barrier(4)
+
+        def submitter(i):
+            started.wait(TIMEOUT)
+            while True:
+                try:
+                    # Alternately a task that keeps a worker busy a while.
+                    futures.append(ex.submit(time.sleep, 0.0005) if len(futures) % 2
+                                   else ex.submit(pow, i, 2))
+                except RuntimeError:
+                    return
+
+        threads = [start_thread(submitter, i) for i in range(3)]
+        started.wait(TIMEOUT)
+        ex.shutdown(wait=True)
+        join_all(threads)
+        assert len(ex._threads) <= max_workers
+        assert all(f.done() for f in futures)

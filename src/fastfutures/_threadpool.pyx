@@ -316,6 +316,7 @@ cdef class ThreadPoolCore:
     """
     cdef WorkQueue queue
     cdef Py_ssize_t max_workers
+    cdef object shutdown_lock       # the executor's _shutdown_lock
 
     cdef int check_open(self) except -1:
         cdef WorkQueue queue = self.queue
@@ -329,12 +330,25 @@ cdef class ThreadPoolCore:
             raise RuntimeError('cannot schedule new futures after interpreter shutdown')
         return 0
 
-    cdef int adjust_thread_count(self) except -1:
+    # Thread safety.  The fast path -- checking the pool is open, queueing
+    # the item, waking an idle worker -- runs under the GIL without a Python
+    # call or an allocation in between, so shutdown() cannot come between
+    # them, and a worker that exists drains the queue before it exits.
+    # Starting a thread runs Python code: that path holds the executor's
+    # _shutdown_lock (as the stdlib's submit does), so shutdown(wait=True)
+    # joins every thread started for work queued before it, and concurrent
+    # submits never start more than max_workers threads.
+
+    cdef inline bint needs_thread(self):
         # As the stdlib: reuse an idle thread before starting a new one.
-        if self.queue.wake_one():
-            return 0
-        if self.queue.num_threads < self.max_workers:
-            self._adjust_thread_count()
+        return not self.queue.idle and self.queue.num_threads < self.max_workers
+
+    cdef int submit_starting_thread(self, FutureCore future, fn, args, kwargs) except -1:
+        with self.shutdown_lock:
+            self.check_open()
+            self.queue.push(future, fn, args, kwargs)
+            if not self.queue.wake_one() and self.queue.num_threads < self.max_workers:
+                self._adjust_thread_count()
         return 0
 
     def submit(self, fn, /, *args, **kwargs):
@@ -343,11 +357,13 @@ cdef class ThreadPoolCore:
         Schedules the callable to be executed as fn(*args, **kwargs) and
         returns a Future instance representing the execution of the callable.
         """
-        cdef FutureCore future
+        cdef FutureCore future = new_future()
         self.check_open()
-        future = new_future()
-        self.queue.push(future, fn, args, kwargs)
-        self.adjust_thread_count()
+        if self.needs_thread():
+            self.submit_starting_thread(future, fn, args, kwargs)
+        else:
+            self.queue.push(future, fn, args, kwargs)
+            self.queue.wake_one()
         return future
 
     def map(self, fn, *iterables, timeout=None, chunksize=1, **buffering):
@@ -373,9 +389,14 @@ cdef class ThreadPoolCore:
             return results
         try:
             for args in zip(*iterables):
-                self.check_open()
                 future = new_future()
-                self.queue.push(future, fn, args, None)
+                self.check_open()
+                if self.queue.num_threads == 0:
+                    # The first worker is started at once, under the lock:
+                    # from then on a live worker drains whatever is queued.
+                    self.submit_starting_thread(future, fn, args, None)
+                else:
+                    self.queue.push(future, fn, args, None)
                 futures.append(future)
         finally:
             # Also when the iterable raised part-way: what was queued runs.
@@ -387,14 +408,19 @@ cdef class ThreadPoolCore:
         cdef Py_ssize_t wanted = n if n < self.max_workers else self.max_workers
         while wanted > 0 and self.queue.wake_one():
             wanted -= 1
-        while wanted > 0 and self.queue.num_threads < self.max_workers:
-            self._adjust_thread_count()
-            wanted -= 1
+        if wanted > 0 and self.queue.num_threads < self.max_workers:
+            with self.shutdown_lock:
+                # After shutdown() the queue is drained by the live workers.
+                while (wanted > 0 and not self.queue.shutdown
+                       and self.queue.num_threads < self.max_workers):
+                    self._adjust_thread_count()
+                    wanted -= 1
         return 0
 
-    def _set_queue(self, WorkQueue queue, Py_ssize_t max_workers):
+    def _set_queue(self, WorkQueue queue, Py_ssize_t max_workers, shutdown_lock):
         self.queue = queue
         self.max_workers = max_workers
+        self.shutdown_lock = shutdown_lock
 
     @property
     def _max_workers(self):

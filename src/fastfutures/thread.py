@@ -90,7 +90,9 @@ class ThreadPoolExecutor(ThreadPoolCore, Executor, _stdlib_thread.ThreadPoolExec
         queue = WorkQueue()
         # When the executor is garbage-collected its workers may exit.
         queue.executor_ref = weakref.ref(self, lambda _, q=queue: q.close())
-        self._set_queue(queue, max_workers)
+        # Held while a thread is started and by shutdown(), as in the stdlib.
+        self._shutdown_lock = threading.Lock()
+        self._set_queue(queue, max_workers, self._shutdown_lock)
         self._threads = set()
         self._thread_name_prefix = (thread_name_prefix or
                                     ("ThreadPoolExecutor-%d" % self._counter()))
@@ -99,7 +101,8 @@ class ThreadPoolExecutor(ThreadPoolCore, Executor, _stdlib_thread.ThreadPoolExec
         _live_executors.add(self)
 
     def _adjust_thread_count(self):
-        # Called by the core when no idle worker can take new work.
+        # Called by the core, holding _shutdown_lock, when no idle worker
+        # can take new work.
         num_threads = len(self._threads)
         if num_threads < self._max_workers:
             queue = self._work_queue
@@ -119,6 +122,9 @@ class ThreadPoolExecutor(ThreadPoolCore, Executor, _stdlib_thread.ThreadPoolExec
 
     def _forget_workers_after_fork(self):
         self._threads = set()
+        # Another thread of the parent may have held it at the fork.
+        self._shutdown_lock = threading.Lock()
+        self._set_queue(self._work_queue, self._max_workers, self._shutdown_lock)
         queue = self._work_queue
         queue.reset_workers_after_fork()
 
@@ -137,10 +143,13 @@ class ThreadPoolExecutor(ThreadPoolCore, Executor, _stdlib_thread.ThreadPoolExec
                 cancelled.
         """
         queue = self._work_queue
-        queue.shutdown = True
+        with self._shutdown_lock:
+            queue.shutdown = True
+            threads = list(self._threads)
         if cancel_futures:
+            # Outside the lock: cancelling runs done-callbacks.
             queue.cancel_pending()
         queue.close()
         if wait:
-            for t in list(self._threads):
+            for t in threads:
                 t.join()
