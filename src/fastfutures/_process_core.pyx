@@ -382,9 +382,11 @@ cdef class PoolCore:
         return future
 
     cdef FutureCore enter(self, Call call):
+        # Allocated first: an allocation can run the GC, whose finalizers can
+        # let other threads in (shutdown()) between the check and the queueing.
+        cdef FutureCore future = new_future()
         # From here to the end: no Python code unless on the slow path.
         self.check_open()
-        cdef FutureCore future = new_future()
         call.future = future
         if not self.ready:
             self.slow_submit(call)
