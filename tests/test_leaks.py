@@ -95,6 +95,7 @@ def test_no_leak(scenario, counts, bound):
     check(run_scenario("fastfutures", scenario, *counts, timeout=100), bound)
 
 
+@pytest.mark.timeout(3700)
 @pytest.mark.parametrize("module", ["fastfutures", "concurrent.futures"])
 @pytest.mark.parametrize("scenario,counts,bound", params(slow=True))
 def test_no_leak_full_size(module, scenario, counts, bound):
