@@ -9,6 +9,7 @@ import concurrent.futures
 import concurrent.futures.process
 import concurrent.futures.thread
 import importlib
+import importlib.util
 import os
 import threading
 import time
@@ -75,6 +76,15 @@ def join_all(threads, timeout=TIMEOUT):
 def src_path_of(module):
     """The directory to put on sys.path for a child process to import ``module``."""
     return os.path.dirname(os.path.dirname(os.path.abspath(module.__file__)))
+
+
+def load_test_script(name):
+    """tests/scripts/<name>.py as a module, without putting tests/scripts on sys.path."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", name + ".py")
+    spec = importlib.util.spec_from_file_location("_fastfutures_test_" + name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

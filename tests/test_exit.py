@@ -13,7 +13,6 @@ work or after shutdown(wait=False) runs it at exit, and submit from an atexit
 handler fails (test_thread_pool.py); a process pool's workers exit when the
 executor is collected or the parent is SIGKILLed (test_process.py).
 """
-import importlib.util
 import os
 import signal
 import subprocess
@@ -25,7 +24,7 @@ import pytest
 
 import fastfutures
 
-from conftest import src_path_of, wait_until
+from conftest import load_test_script, src_path_of, wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="POSIX signals, /proc")
@@ -35,16 +34,7 @@ SCRIPT = os.path.join(HERE, "scripts", "exit_scenario.py")
 SCRIPT_TIMEOUT = 60
 
 
-def _load_resources():
-    # tests/scripts/resources.py, without putting tests/scripts on sys.path.
-    path = os.path.join(HERE, "scripts", "resources.py")
-    spec = importlib.util.spec_from_file_location("_fastfutures_test_resources", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-resources = _load_resources()
+resources = load_test_script("resources")
 
 
 class Outcome:

@@ -25,7 +25,6 @@ cores); the slow variant does 200 and prints a summary per scenario:
 
 FAULT_SEED=<n> replays a run (each repetition uses seed n + its index).
 """
-import importlib.util
 import json
 import os
 import random
@@ -38,7 +37,7 @@ import pytest
 
 import fastfutures
 
-from conftest import src_path_of
+from conftest import load_test_script, src_path_of
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="counts resources through /proc")
@@ -47,16 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "scripts", "fault_scenario.py")
 
 
-def _load_resources():
-    # tests/scripts/resources.py, without putting tests/scripts on sys.path.
-    path = os.path.join(HERE, "scripts", "resources.py")
-    spec = importlib.util.spec_from_file_location("_fastfutures_test_resources", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-resources = _load_resources()
+resources = load_test_script("resources")
 
 # Where the stdlib does not survive the fault: its side is skipped in the
 # default run and, in the 200x run, runs as a reference (figures printed)

@@ -18,42 +18,15 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resources import children, open_fds, shm_entries  # noqa: E402
+
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * PAGE
-
-
-def open_fds():
-    fds = {}
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:       # the fd listdir itself used
-            pass
-    return fds
-
-
-def children():
-    """Live (non-zombie reaped) child processes of this process."""
-    pid = os.getpid()
-    found = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                found += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return sorted(found)
-
-
-def shm_entries():
-    try:
-        return set(os.listdir("/dev/shm"))
-    except OSError:
-        return set()
 
 
 def silence_callback_logging():
@@ -327,7 +300,7 @@ def main():
         "rss": checkpoints,
         "threads_left": [t.name for t in threading.enumerate()
                          if t.ident not in threads_before],
-        "children_left": children(),
+        "children_left": sorted(children()),
         "fds_left": sorted(f"{fd}->{target}" for fd, target in fds_after.items()
                            if fds_before.get(fd) != target),
         "shm_left": shm_new,
