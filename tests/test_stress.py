@@ -385,6 +385,33 @@ def test_waiting_while_the_gc_switches_threads(cf, gc_switches_threads, rounds):
         run_threads(lambda i: complete(i) if i < 2 else consume(i), 5)
 
 
+def test_many_waiters_installing_while_the_gc_switches_threads(cf, gc_switches_threads):
+    """Several wait()/as_completed() calls install waiters on the same
+    futures at once: none is dropped (a waiter list allocated by one thread
+    could replace the one another thread had just stored)."""
+    for _ in range(40):
+        futures = [cf.Future() for _ in range(150)]
+        installed = threading.Barrier(6)
+
+        def complete(i):
+            installed.wait(TIMEOUT)
+            for f in futures[i::2]:
+                f.set_result(None)
+
+        def consume(i):
+            if i % 2:
+                it = cf.as_completed(futures, timeout=TIMEOUT)
+                installed.wait(TIMEOUT)
+                assert len(list(it)) == len(futures)
+            else:
+                installed.wait(TIMEOUT)
+                done, not_done = cf.wait(futures, timeout=TIMEOUT,
+                                         return_when=cf.FIRST_EXCEPTION)
+                assert not not_done
+
+        run_threads(lambda i: complete(i) if i < 2 else consume(i), 6)
+
+
 def test_callbacks_while_the_gc_switches_threads(cf, gc_switches_threads):
     """Every callback added while another thread completes runs exactly once
     (a callback stored while the completer detached the list was lost)."""

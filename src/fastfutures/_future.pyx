@@ -348,13 +348,18 @@ cdef class FutureCore:
         return 0
 
     cdef int add_waiter(self, object waiter) except -1:
+        cdef list fresh
         self.track()
         if self._waiter0 is None and self._waiter_list is None and type(waiter) is Waiter:
             self._waiter0 = <Waiter>waiter      # no list for the usual single waiter
-        elif self._waiter_list is None:
-            self._waiter_list = [waiter]
-        else:
-            self._waiter_list.append(waiter)
+            return 0
+        if self._waiter_list is None:
+            # Allocating can run the GC, whose finalizers can let another
+            # thread store a list of its own meanwhile: look again after.
+            fresh = []
+            if self._waiter_list is None:
+                self._waiter_list = fresh
+        self._waiter_list.append(waiter)
         return 0
 
     cdef int remove_waiter(self, object waiter) except -1:
@@ -543,9 +548,12 @@ cdef class FutureCore:
 
     @property
     def _waiters(self):
+        cdef list fresh
         self.track()
         if self._waiter_list is None:
-            self._waiter_list = []
+            fresh = []              # may let another thread in (see add_waiter)
+            if self._waiter_list is None:
+                self._waiter_list = fresh
         if self._waiter0 is not None:
             # Stdlib code edits this list directly: keep every waiter in it.
             self._waiter_list.insert(0, self._waiter0)
@@ -567,9 +575,14 @@ cdef class FutureCore:
         # takes it, so concurrent.futures.wait()/as_completed() (which lock
         # each future's _condition while installing their waiters) see a
         # consistent state.
+        cdef object cond
         if self._compat_condition is None:
-            self.track()
-            self._compat_condition = _new_condition()
+            # Runs Python code: another thread may make one meanwhile, and
+            # every user must get the same condition.
+            cond = _new_condition()
+            if self._compat_condition is None:
+                self.track()
+                self._compat_condition = cond
         return self._compat_condition
 
 
