@@ -73,6 +73,10 @@ def make_bytes(n):
     return b"x" * n
 
 
+def key_and_size(key, data):
+    return key, len(data)
+
+
 def echo(value):
     return value
 
@@ -346,6 +350,50 @@ def test_shutdown_cancel_futures(make_pool):
     assert first.result(timeout=TIMEOUT) == "first"
     assert rest[-1].cancelled()
     assert all(f.done() for f in rest)
+
+
+def test_shutdown_cancel_futures_with_large_calls_queued(make_pool):
+    """Calls whose arguments travel in shared memory, queued behind a busy
+    worker: shutdown(cancel_futures=True) cancels what has not started and
+    the rest runs; every future ends, and shutdown returns."""
+    pool = make_pool(1)
+    big = b"y" * (1 << 20)
+    futures = [pool.submit(key_and_size, i, big) for i in range(40)]
+    pool.shutdown(wait=True, cancel_futures=True)
+    for i, f in enumerate(futures):
+        assert f.done()
+        assert f.cancelled() or f.result(timeout=0) == (i, len(big))
+
+
+def test_submits_from_many_threads_large_and_small_calls(make_pool):
+    """Calls that need a shared-memory segment and calls that fit a ring,
+    submitted from several threads at once with frequent thread switches:
+    every future gets its own call's result (a segment send runs Python
+    code, during which other submits must not take its task id)."""
+    pool = make_pool(2)
+    big = b"x" * (300 * 1024)
+    futures = {}
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        def submitter(k):
+            for j in range(60):
+                if j % 3 == 0:
+                    futures[k, j] = (pool.submit(key_and_size, (k, j), big),
+                                     ((k, j), len(big)))
+                else:
+                    futures[k, j] = (pool.submit(echo, (k, j)), (k, j))
+
+        threads = [threading.Thread(target=submitter, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(TIMEOUT)
+    finally:
+        sys.setswitchinterval(old)
+    assert len(futures) == 4 * 60
+    for future, expected in futures.values():
+        assert future.result(timeout=TIMEOUT) == expected
 
 
 def test_shutdown_unused_pool(make_pool):

@@ -204,6 +204,36 @@ def test_initializer_failure_breaks_pool(cf, caplog):
     assert records[0].exc_info[0] is ValueError
 
 
+@pytest.mark.stdlib_differs
+def test_initializer_failure_with_cancelled_futures_queued(cf, caplog):
+    """fastfutures-only: queued futures cancelled before (or while) the
+    initializer fails are notified as cancelled, the others fail with
+    BrokenThreadPool; wait() sees every one done.  The stdlib calls
+    set_exception() on the cancelled ones too: InvalidStateError kills the
+    worker, the futures queued behind stay pending for ever."""
+    for _ in range(20):
+        go = threading.Event()
+
+        def init():
+            go.wait(TIMEOUT)
+            raise ValueError("error in initializer")
+
+        ex = cf.ThreadPoolExecutor(max_workers=1, initializer=init)
+        with caplog.at_level(logging.CRITICAL, logger="concurrent.futures"):
+            fs = [ex.submit(pow, 2, i) for i in range(200)]
+            for f in fs[:50:2]:
+                f.cancel()
+            canceller = start_thread(lambda: [f.cancel() for f in fs[50::2]])
+            go.set()
+            join_all([canceller])
+            ex.shutdown(wait=True)
+        done, not_done = cf.wait(fs, timeout=TIMEOUT)
+        assert not not_done
+        for f in fs:
+            assert f.cancelled() or isinstance(f.exception(timeout=0),
+                                               cf.thread.BrokenThreadPool)
+
+
 def test_broken_thread_pool_is_broken_executor(cf):
     assert issubclass(cf.thread.BrokenThreadPool, cf.BrokenExecutor)
     assert issubclass(cf.BrokenExecutor, RuntimeError)

@@ -306,15 +306,23 @@ cdef class FutureCore:
 
     cdef int _notify_waiters(self, int how) except -1:
         cdef list waiters = self._waiter_list
+        cdef Waiter first
         cdef object w
-        if self._waiter0 is not None:
-            self._waiter0.notify(self, how)
+        if waiters is not None:
+            # A copy: a stdlib waiter's method runs Python code, during which
+            # other threads may add or remove waiters (an index loop would
+            # then skip one).  Waiters added meanwhile see the new state
+            # themselves.
+            waiters = list(waiters)
+        # Read after the copy: allocating it can let another thread move the
+        # first waiter into the list (the _waiters property), and it must
+        # not be notified twice.
+        first = self._waiter0
+        if first is not None:
+            first.notify(self, how)
         if waiters is None:
             return 0
-        # A copy: a stdlib waiter's method runs Python code, during which
-        # other threads may add or remove waiters (an index loop would then
-        # skip one).  Waiters added meanwhile see the new state themselves.
-        for w in list(waiters):
+        for w in waiters:
             if type(w) is Waiter:
                 (<Waiter>w).notify(self, how)
             elif how == HOW_RESULT:

@@ -441,44 +441,70 @@ cdef class PoolCore:
         return True
 
     def dispatch(self):
-        """Hand queued calls to workers with room."""
+        """Hand queued calls to workers with room.
+
+        Under the lock: a call taken off the queue is in neither the queue
+        nor ``tasks`` until it is placed, and set_running() (a cancelled
+        future notifies its waiters) or a segment send runs Python code, so
+        other threads can run meanwhile; _break() and _wind_down(), which
+        hold the lock, must not look at the pool in that gap."""
         cdef Call call
-        cdef Link best
         queue = self.queue
-        while queue:
-            best = self.least_loaded()
-            if best is None:
-                return
-            call = queue.popleft()
-            if not call.running:
-                # A cancelled future notifies its waiters here (Python code).
-                if not call.future.set_running():
-                    continue
-                call.running = True
-            if self.place(call):
-                continue
-            if call.buffers is None and not self.record_size(call):
-                queue.appendleft(call)      # the ring is full: the next reply brings us back
-                return
-            with self.lock:
-                if not self.send_with_segment(call):
-                    queue.appendleft(call)
+        if not queue:
+            return
+        with self.lock:
+            while queue:
+                if self.least_loaded() is None:
                     return
+                call = queue.popleft()
+                if not call.running:
+                    if not call.future.set_running():
+                        continue
+                    call.running = True
+                if self.place(call):
+                    continue
+                if call.buffers is None and not self.record_size(call):
+                    queue.appendleft(call)  # the ring is full: the next reply brings us back
+                    return
+                try:
+                    if self.send_with_segment(call):
+                        continue
+                except Exception as exc:
+                    # No segment could be made (/dev/shm full...): this call
+                    # fails, as one whose arguments cannot be pickled does.
+                    call.future.complete(exc, True)
+                    continue
+                queue.appendleft(call)
+                return
 
     cdef bint send_with_segment(self, Call call) except -1:
-        """A call that needs a buffer segment (lock held)."""
+        """A call that needs a buffer segment (lock held).
+
+        The task is registered before the send, which runs Python code:
+        place() in other threads must not take its id or its worker's last
+        slot meanwhile, and the reply can arrive before send() returns."""
         cdef Link best = self.least_loaded()
-        cdef int64_t task_id = self.next_task_id
+        cdef int64_t task_id
+        cdef bint counted
+        cdef bint sent = False
         if best is None:
             return False
-        if not best.endpoint.send(call.kind, task_id, call.fn_bytes + call.rest,
-                                  call.buffers, call.flags, len(call.fn_bytes)):
-            return False
+        task_id = self.next_task_id
         self.next_task_id = task_id + 1
         self.tasks[task_id] = call.future
         best.in_flight += 1
-        if best.tasks_left > 0:
+        counted = best.tasks_left > 0
+        if counted:
             best.tasks_left -= 1
+        try:
+            sent = best.endpoint.send(call.kind, task_id, call.fn_bytes + call.rest,
+                                      call.buffers, call.flags, len(call.fn_bytes))
+        finally:
+            if not sent:
+                self.tasks.pop(task_id, None)
+                best.in_flight -= 1
+                if counted:
+                    best.tasks_left += 1
         call.buffers = None
         return True
 
@@ -493,6 +519,22 @@ cdef class PoolCore:
 
     def queued_futures(self):
         return [(<Call>call).future for call in self.queue]
+
+    def take_unstarted(self):
+        """Remove the queued calls whose futures can still be cancelled and
+        return those futures (lock held).  A call already set running (put
+        back because its worker's ring was full) stays: it will run."""
+        cdef Call call
+        cdef list unstarted = []
+        cdef list started = []
+        for call in self.queue:
+            if call.running:
+                started.append(call)
+            else:
+                unstarted.append(call.future)
+        self.queue.clear()
+        self.queue.extend(started)
+        return unstarted
 
     # -- the result thread -----------------------------------------------------
 

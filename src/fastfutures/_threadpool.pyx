@@ -10,6 +10,7 @@ so the next task of a steady request/response stream finds it awake.
 """
 import logging
 import sys
+from concurrent.futures._base import InvalidStateError
 from concurrent.futures.thread import BrokenThreadPool
 
 cimport cython
@@ -250,11 +251,16 @@ cdef class WorkQueue:
         while self.pop(&item):
             future = <FutureCore>item.future
             clear_call(&item)
-            if future._state >= ST_CANCELLED:
-                if future._state == ST_CANCELLED:
-                    future.set_running()
-            else:
-                future.complete(exception_type(message), True)
+            # Made before looking at the state: the allocation (and the
+            # future's condition, if any) can let a cancel() in.
+            error = exception_type(message)
+            try:
+                if future._state < ST_CANCELLED:
+                    future.complete(error, True)
+            except InvalidStateError:
+                pass                    # cancelled meanwhile
+            if future._state == ST_CANCELLED:
+                future.set_running()    # notifies wait()/as_completed()
             future = None
             Py_XDECREF(item.future)
 

@@ -412,7 +412,10 @@ class Endpoint:
         """Hand back peer segments we are done with.  False if the outbox is full."""
         if not self.pending_releases:
             return True
-        ids, self.pending_releases[:] = self.pending_releases[:], []
+        # Swap, not copy-and-clear: a lease released (by the GC) while the
+        # new list is allocated appends to the old one, which we send.
+        ids = self.pending_releases
+        self.pending_releases = []
         if self.send(RELEASE, 0, struct.pack(f"<{len(ids)}I", *ids)):
             return True
         self.pending_releases.extend(ids)

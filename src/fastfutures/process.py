@@ -265,8 +265,7 @@ class _ResultThread(threading.Thread):
         with core.lock:
             core.shutting_down = True
             if core.cancel_queued:
-                cancelled = core.queued_futures()
-                core.queue.clear()
+                cancelled = core.take_unstarted()
                 core.cancel_queued = False
         for future in cancelled:
             future.cancel()
