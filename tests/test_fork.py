@@ -68,3 +68,57 @@ def test_inherited_pool_works_in_child_and_leaves_parent_work_alone(tmp_path):
     finally:
         release.set()
         ex.shutdown(wait=True)
+
+
+# -- process pools ----------------------------------------------------------------
+
+def _square(x):
+    return x * x
+
+
+@pytest.mark.stdlib_differs
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+def test_started_process_pool_refuses_work_in_child():
+    """A process pool started before the fork belongs to the parent: in the
+    child, submit() raises BrokenProcessPool (the stdlib's copy may hang or
+    feed the parent's workers), shutdown() returns at once, and the parent's
+    pool and workers are untouched."""
+    import multiprocessing
+    ex = fastfutures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    try:
+        assert ex.submit(_square, 3).result(timeout=TIMEOUT) == 9
+        pids = set(ex._processes)
+
+        def child():
+            try:
+                ex.submit(_square, 4)
+            except fastfutures.process.BrokenProcessPool as exc:
+                ok = "os.fork()" in str(exc)
+            else:
+                ok = False
+            ex.shutdown(wait=True)
+            return 0 if ok else 1
+
+        assert fork_and_wait(child) == 0
+        assert set(ex._processes) == pids
+        assert ex.submit(_square, 5).result(timeout=TIMEOUT) == 25
+    finally:
+        ex.shutdown(wait=True)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+def test_unused_process_pool_works_in_child():
+    """A process pool never used before the fork is the child's own (as
+    with the stdlib), and the parent can still use its copy."""
+    import multiprocessing
+    ex = fastfutures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    try:
+        def child():
+            ok = ex.submit(_square, 4).result(timeout=TIMEOUT) == 16
+            ex.shutdown(wait=True)
+            return 0 if ok else 1
+
+        assert fork_and_wait(child) == 0
+        assert ex.submit(_square, 5).result(timeout=TIMEOUT) == 25
+    finally:
+        ex.shutdown(wait=True)

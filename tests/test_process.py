@@ -324,6 +324,37 @@ def test_max_tasks_per_child_replaces_workers(impl):
     assert pids[0] == pids[1] and pids[2] == pids[3] and pids[4] == pids[5]
 
 
+@pytest.mark.parametrize("impl", IMPLS)
+def test_max_tasks_per_child_shutdown_runs_queued_work(impl):
+    """Every worker retires while calls are still queued at shutdown: new
+    workers run them (the stdlib's test_max_tasks_early_shutdown)."""
+    _skip_stdlib_without_max_tasks(impl)
+    cf = _module(impl)
+    pool = cf.ProcessPoolExecutor(3, max_tasks_per_child=1)
+    futures = [pool.submit(square, i) for i in range(6)]
+    pool.shutdown(wait=True)
+    assert [f.result(timeout=0) for f in futures] == [i * i for i in range(6)]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_worker_that_cannot_start_fails_submit(impl):
+    """With 'spawn', initargs that cannot be pickled make starting a worker
+    fail: submit() raises it; shutdown() then returns."""
+    cf = _module(impl)
+    pool = cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=set_init_value, initargs=(lambda: 1,))
+    try:
+        with pytest.raises(Exception):
+            pool.submit(square, 2)
+    finally:
+        done = threading.Event()
+        t = threading.Thread(target=lambda: (pool.shutdown(wait=True), done.set()),
+                             daemon=True)
+        t.start()
+        stdlib_hangs = impl == "stdlib"
+        assert done.wait(TIMEOUT) or stdlib_hangs
+
+
 # -- shutdown ---------------------------------------------------------------------
 
 def test_context_manager_and_submit_after_shutdown(make_pool):
@@ -394,6 +425,29 @@ def test_submits_from_many_threads_large_and_small_calls(make_pool):
     assert len(futures) == 4 * 60
     for future, expected in futures.values():
         assert future.result(timeout=TIMEOUT) == expected
+
+
+def test_large_call_refused_by_a_full_ring_is_sent_later(ff, monkeypatch):
+    """fastfutures internals: a call carried in a segment whose record does
+    not fit the worker's ring (the send refuses it) goes back to the head
+    of the queue and is sent when a reply makes room (it was lost)."""
+    from fastfutures import _transport
+    send = _transport.Endpoint.send
+    refused = []
+
+    def full_once(self, kind, task_id, payload, buffers=(), *args):
+        if (buffers or len(payload) > 1 << 19) and not refused:
+            refused.append(task_id)
+            return False
+        return send(self, kind, task_id, payload, buffers, *args)
+
+    monkeypatch.setattr(_transport.Endpoint, "send", full_once)
+    with ff.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        first = pool.submit(sleep_and_return, 0.3, "first")
+        last = pool.submit(key_and_size, "last", bytearray(1 << 20))
+        assert first.result(timeout=TIMEOUT) == "first"
+        assert last.result(timeout=TIMEOUT) == ("last", 1 << 20)
+    assert refused
 
 
 def test_shutdown_unused_pool(make_pool):

@@ -191,6 +191,29 @@ cdef class Call:
     cdef bint running       # set_running() done
 
 
+cdef int complete_all(list done) except -1:
+    """Complete the (future, value, failed) triples read from replies.
+
+    Each future has left ``tasks`` already, so every one is completed even
+    when one raises (a done-callback's SystemExit, a user's set_result() on
+    a running future); the first error is raised after."""
+    cdef Py_ssize_t i
+    cdef FutureCore future
+    error = None
+    for i in range(0, len(done), 3):
+        future = done[i]
+        if future is None or future._state >= ST_CANCELLED:
+            continue
+        try:
+            future.complete(done[i + 1], done[i + 2])
+        except BaseException as exc:
+            if error is None:
+                error = exc
+    if error is not None:
+        raise error
+    return 0
+
+
 @cython.final
 cdef class ChunkedResults:
     """map()'s result iterator: the items of each chunk's result list, in
@@ -449,33 +472,41 @@ cdef class PoolCore:
         other threads can run meanwhile; _break() and _wind_down(), which
         hold the lock, must not look at the pool in that gap."""
         cdef Call call
+        cdef list failed = []
         queue = self.queue
         if not queue:
             return
         with self.lock:
             while queue:
                 if self.least_loaded() is None:
-                    return
+                    break
                 call = queue.popleft()
-                if not call.running:
-                    if not call.future.set_running():
-                        continue
-                    call.running = True
-                if self.place(call):
-                    continue
-                if call.buffers is None and not self.record_size(call):
-                    queue.appendleft(call)  # the ring is full: the next reply brings us back
-                    return
                 try:
+                    if not call.running:
+                        if not call.future.set_running():
+                            continue
+                        call.running = True
+                    if self.place(call):
+                        continue
+                    if call.buffers is None and not self.record_size(call):
+                        queue.appendleft(call)  # the ring is full: the next reply brings us back
+                        break
                     if self.send_with_segment(call):
                         continue
                 except Exception as exc:
                     # No segment could be made (/dev/shm full...): this call
                     # fails, as one whose arguments cannot be pickled does.
-                    call.future.complete(exc, True)
+                    failed.append((call.future, exc))
                     continue
+                except BaseException:
+                    queue.appendleft(call)      # KeyboardInterrupt & co.: not lost
+                    raise
                 queue.appendleft(call)
-                return
+                break
+        # Outside the lock: completing runs the futures' done-callbacks.
+        for future, exc in failed:
+            if (<FutureCore>future)._state < ST_CANCELLED:
+                (<FutureCore>future).complete(exc, True)
 
     cdef bint send_with_segment(self, Call call) except -1:
         """A call that needs a buffer segment (lock held).
@@ -505,6 +536,8 @@ cdef class PoolCore:
                 best.in_flight -= 1
                 if counted:
                     best.tasks_left += 1
+        if not sent:
+            return False        # its ring is full: the next reply brings us back
         call.buffers = None
         return True
 
@@ -544,8 +577,6 @@ cdef class PoolCore:
         reply cannot be read."""
         cdef list done = []
         cdef Py_ssize_t count = 0
-        cdef Py_ssize_t i
-        cdef FutureCore future
         cdef Link link
         for link in list(self.workers):
             count += self.drain_link(link, done)
@@ -554,22 +585,14 @@ cdef class PoolCore:
         if count:
             if self.cause is None:
                 self.dispatch()
-            for i in range(0, len(done), 3):
-                future = done[i]
-                if future is not None and future._state < ST_CANCELLED:
-                    future.complete(done[i + 1], done[i + 2])
+            complete_all(done)
         return count
 
     def drain_worker(self, Link link):
         """Replies of one worker (that just exited)."""
         cdef list done = []
-        cdef FutureCore future
-        cdef Py_ssize_t i
         cdef Py_ssize_t count = self.drain_link(link, done)
-        for i in range(0, len(done), 3):
-            future = done[i]
-            if future is not None and future._state < ST_CANCELLED:
-                future.complete(done[i + 1], done[i + 2])
+        complete_all(done)
         return count
 
     cdef Py_ssize_t drain_link(self, Link link, list done) except -1:

@@ -74,9 +74,23 @@ _BROKEN_MESSAGE = ('A child process terminated abruptly, the process pool '
 _FUTURE_BROKEN_MESSAGE = ('A process in the process pool was terminated '
                           'abruptly while the future was running or pending.')
 
+_INHERITED_MESSAGE = ('The process pool was started by the parent of this process '
+                      '(os.fork()): it is not usable here')
+
 # Result threads, joined at interpreter exit (before atexit handlers).
 _result_threads = weakref.WeakSet()
 _global_shutdown = False
+# Pools that a child created by os.fork() inherits.
+_live_cores = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    for core in list(_live_cores):
+        core.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _python_exit():
@@ -134,6 +148,38 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
         # Reentrant: wake() also runs from a weakref callback, i.e. from the
         # garbage collector, possibly inside a wake() of the same thread.
         self.wake_lock = threading.RLock()
+        _live_cores.add(self)
+
+    def after_fork_in_child(self):
+        """This process is a child forked from the pool's owner.  A pool
+        never started becomes the child's own (with a wake-up pipe of its
+        own); a started one belongs to the parent (its workers, rings and
+        result thread): the child's copy refuses work and never touches the
+        parent's workers.  Its futures are the parent's and are left as
+        they are."""
+        # Locks held by the parent's other threads stay held in the child.
+        self.lock = threading.RLock()
+        self.wake_lock = threading.RLock()
+        executor = self.executor_ref()
+        if executor is not None:
+            executor._shutdown_lock = threading.Lock()
+        if self.result_thread is None and not self.workers:
+            if not self.wake_closed:
+                os.close(self.wake_read)
+                os.close(self.wake_write)
+                self.wake_read, self.wake_write = _shm_platform.wake_pipe()
+                self.set_wake_fd(self.wake_read)
+            return
+        self.broken = _INHERITED_MESSAGE
+        self.closed = True
+        self.shutting_down = True
+        if executor is not None:
+            executor._broken = _INHERITED_MESSAGE
+            executor._shutdown_thread = True
+        self.workers.clear()
+        self.queue.clear()
+        self.tasks.clear()
+        self.close_wake_pipe()      # the parent's pipe: never wake its thread
 
     def wake(self):
         with self.wake_lock:
@@ -167,6 +213,13 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
         self.workers.append(_process_core.Link(process, channel, self.max_tasks_per_child))
         self.workers_changed = True
 
+    def take_workers(self):
+        """Remove every worker from the pool and return them."""
+        workers = list(self.workers)
+        self.workers.clear()
+        self.workers_changed = True
+        return workers
+
     def has_idle_worker(self):
         return any(w.in_flight == 0 and not (w.retiring or w.exit_sent) for w in self.workers)
 
@@ -178,22 +231,38 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
             self.check_open()
             if self.result_thread is None:
                 if not self.dynamic_spawning:       # fork: all now, before our thread
-                    while len(self.workers) < self.max_workers:
-                        self.spawn_worker()
+                    try:
+                        while len(self.workers) < self.max_workers:
+                            self.spawn_worker()
+                    except BaseException:
+                        _stop(self.take_workers())  # nobody else would
+                        raise
                 executor = self.executor_ref()
                 thread = _ResultThread(self, executor)
                 executor = None
                 thread.start()
                 self.result_thread = thread
                 _result_threads.add(thread)
-            self.queue.append(call)
+            # A worker that cannot be started fails this submit() before
+            # anything is queued (the call would wait for nobody).
             if (self.dynamic_spawning and len(self.workers) < self.max_workers
                     and not self.has_idle_worker()):
                 self.spawn_worker()
+            self.queue.append(call)
             self.dispatch()
             self.ready = len(self.workers) >= self.max_workers
         if self.workers_changed:
             self.wake()
+
+
+def _stop(workers):
+    """Terminate and join workers, close their channels."""
+    for worker in workers:
+        if worker.process.exitcode is None:
+            worker.process.terminate()
+    for worker in workers:
+        worker.process.join()
+        worker.channel.close()
 
 
 class _ResultThread(threading.Thread):
@@ -244,7 +313,9 @@ class _ResultThread(threading.Thread):
         if core.cause is not None:
             self._break(core.cause)
             return False
-        if not (worker.retiring or worker.exit_sent):
+        # A worker may only exit when told to, or after its last task
+        # (max_tasks_per_child), with every reply read.
+        if not (worker.retiring or worker.exit_sent) or worker.in_flight:
             self._break(None)
             return False
         worker.process.join()
@@ -252,7 +323,9 @@ class _ResultThread(threading.Thread):
             core.workers.remove(worker)
             core.workers_changed = True
             worker.channel.close()
-            if worker.retiring and not self._shutting_down():
+            # Replaced while work is queued, also when shutting down: the
+            # queued calls still run (as the stdlib's do).
+            if worker.retiring and (core.queue or not self._shutting_down()):
                 core.spawn_worker()
             core.dispatch()
         return True
@@ -295,24 +368,24 @@ class _ResultThread(threading.Thread):
             futures = list(core.tasks.values()) + core.queued_futures()
             core.tasks.clear()
             core.queue.clear()
-            workers = list(core.workers)
-            core.workers.clear()
-            core.workers_changed = True
+            workers = core.take_workers()
         error = BrokenProcessPool(_FUTURE_BROKEN_MESSAGE)
         if cause is not None:
             error.__cause__ = _RemoteTraceback(f"\n'''\n{''.join(cause)}'''")
+        # Every future fails and every worker is stopped even if a
+        # done-callback raises (SystemExit...): that is raised after.
+        callback_error = None
         for future in futures:
-            if not future.done():
-                try:
+            try:
+                if not future.done():
                     future.set_exception(error)
-                except _stdlib_base.InvalidStateError:
-                    pass    # cancelled meanwhile
-        for worker in workers:
-            if worker.process.exitcode is None:
-                worker.process.terminate()
-        for worker in workers:
-            worker.process.join()
-            worker.channel.close()
+            except _stdlib_base.InvalidStateError:
+                pass    # cancelled meanwhile
+            except BaseException as exc:
+                callback_error = callback_error or exc
+        _stop(workers)
+        if callback_error is not None:
+            raise callback_error
 
 
 class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):

@@ -16,6 +16,7 @@ import gc
 import importlib
 import multiprocessing
 import os
+import signal
 import sys
 import time
 
@@ -166,6 +167,10 @@ SCENARIOS = {fn.__name__: fn for fn in (
 
 def main():
     module_name, pool_kind, scenario, method, path = sys.argv[1:6]
+    # Started from a background job of a non-interactive shell, the test run
+    # (and so this script) inherits SIGINT ignored, and Python then installs
+    # no handler: Ctrl-C must act here as it does in a terminal.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cf = importlib.import_module(module_name)
 
     def make_pool(workers=2):
