@@ -95,8 +95,10 @@ if hasattr(os, "register_at_fork"):
 
 def _python_exit():
     global _global_shutdown
-    _global_shutdown = True
+    # Submits are refused before any result thread can see the flag and
+    # stop its workers (a call placed after that would never run).
     _process_core.set_global_shutdown()
+    _global_shutdown = True
     threads = list(_result_threads)
     for thread in threads:
         thread.core.wake()
