@@ -6,6 +6,7 @@ stdlib, fastfutures, ... -- so that a slow phase of a shared machine hits
 both columns alike, and reports the best (or median) run of each.
 """
 import argparse
+import contextlib
 import faulthandler
 import importlib.machinery
 import json
@@ -96,25 +97,32 @@ def run(workloads, impls, *, repeat, quick, timeout=None, progress=None):
             size = workload.size_for(quick)
             samples = {impl.name: [] for impl in runs_it}
             errors = {}
-            for rep in range(times):
-                for impl in runs_it:
-                    progress.step("%s  %s  (run %d/%d)" % (workload.id, impl.name,
-                                                            rep + 1, times))
-                    if impl.name in errors:
-                        continue
-                    if timeout:
-                        # A hung pool must not hang the report (or a CI job):
-                        # print every thread's stack and exit.
-                        faulthandler.dump_traceback_later(timeout, exit=True)
-                    try:
-                        samples[impl.name].append(workload.measure(impl, size))
-                    except Exception as exc:            # report it, go on
-                        progress.close()
-                        traceback.print_exc()
-                        errors[impl.name] = "%s: %s" % (type(exc).__name__, exc)
-                    finally:
+            # One session (a warm pool) per implementation serves every
+            # repetition; all are closed before the next workload starts.
+            with contextlib.ExitStack() as sessions:
+                measurers = {}
+                for rep in range(times):
+                    for impl in runs_it:
+                        progress.step("%s  %s  (run %d/%d)" % (workload.id, impl.name,
+                                                                rep + 1, times))
+                        if impl.name in errors:
+                            continue
                         if timeout:
-                            faulthandler.cancel_dump_traceback_later()
+                            # A hung pool must not hang the report (or a CI
+                            # job): print every thread's stack and exit.
+                            faulthandler.dump_traceback_later(timeout, exit=True)
+                        try:
+                            if impl.name not in measurers:
+                                measurers[impl.name] = sessions.enter_context(
+                                    workload.session(impl, size))
+                            samples[impl.name].append(measurers[impl.name]())
+                        except Exception as exc:            # report it, go on
+                            progress.close()
+                            traceback.print_exc()
+                            errors[impl.name] = "%s: %s" % (type(exc).__name__, exc)
+                        finally:
+                            if timeout:
+                                faulthandler.cancel_dump_traceback_later()
             results.append({"workload": workload, "size": size,
                             "samples": samples, "errors": errors})
     finally:

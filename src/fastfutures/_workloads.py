@@ -206,26 +206,49 @@ class Workload:
     def measure(self, impl, size):
         raise NotImplementedError
 
+    @contextlib.contextmanager
+    def session(self, impl, size):
+        """Yields a callable returning one Measurement per call; what it
+        sets up (a warm pool) serves every repetition of the report."""
+        yield lambda: self.measure(impl, size)
+
 
 class Timed(Workload):
     """Seconds per operation.  ``prepare(impl, size)`` is a context manager
     yielding the callable to time; ``rounds`` is what bench/ asks
-    pytest-benchmark for."""
+    pytest-benchmark for.  The report keeps one prepared pool per
+    implementation for all its repetitions, except with ``pool_per_run``:
+    16 MiB results cost 3-4x more for fastfutures (page faults) while the
+    stdlib's pool and its results share the process heap, so each of those
+    runs gets a pool (and warm-up round) of its own, as a lone user would."""
 
     metric = "seconds"
 
-    def __init__(self, group, name, description, prepare, *, rounds=5, **kwargs):
+    def __init__(self, group, name, description, prepare, *, rounds=5,
+                 pool_per_run=False, **kwargs):
         super().__init__(group, name, description, **kwargs)
         self.prepare = prepare
         self.rounds = rounds
+        self.pool_per_run = pool_per_run
 
     def measure(self, impl, size):
         with self.prepare(impl, size) as run:
-            settle()
-            start = time.perf_counter()
-            run()
-            elapsed = time.perf_counter() - start
-        return Measurement(elapsed, size)
+            return self._time(run, size)
+
+    @staticmethod
+    def _time(run, size):
+        settle()
+        start = time.perf_counter()
+        run()
+        return Measurement(time.perf_counter() - start, size)
+
+    @contextlib.contextmanager
+    def session(self, impl, size):
+        if self.pool_per_run:
+            yield lambda: self.measure(impl, size)
+            return
+        with self.prepare(impl, size) as run:
+            yield lambda: self._time(run, size)
 
 
 def settle():
@@ -476,21 +499,23 @@ WORKLOADS = (
     Timed("thread", "round_trip", "ex.submit(noop).result() latency",
           _thread_round_trip, unit="op", size=5_000, quick_size=500, target=5, rounds=10),
     Timed("process", "submit_results", "no-op submit()s, then each result()",
-          _process_submits, unit="task", size=5_000, quick_size=1_000, target=10, rounds=3),
+          _process_submits, unit="task", size=10_000, quick_size=1_000, target=10, rounds=3),
     Timed("process", "map", "list(ex.map(identity, range(n), chunksize=256))",
           _process_map, unit="item", size=200_000, quick_size=20_000, target=5, rounds=3),
     Timed("process", "round_trip", "ex.submit(noop).result() latency",
-          _process_round_trip, unit="op", size=500, quick_size=100, target=4, rounds=5),
+          _process_round_trip, unit="op", size=1_000, quick_size=100, target=4, rounds=5),
     Timed("process", "results_16mib", "16 MiB bytes results, copied (after a warm-up round)",
-          _large_results(False), unit="result", size=16, quick_size=4, target=3, rounds=2),
+          _large_results(False), unit="result", size=32, quick_size=4, target=3, rounds=2,
+          pool_per_run=True),
     Timed("process", "results_16mib_zero_copy",
           "16 MiB results; fastfutures with zero_copy_results=True (views; after a warm-up round)",
-          _large_results(True), unit="result", size=16, quick_size=4, target=8, rounds=2),
+          _large_results(True), unit="result", size=32, quick_size=4, target=8, rounds=2,
+          pool_per_run=True),
     Memory("memory", "pending_future", "bytes per pending Future()",
-           _pending_future_bytes, unit="future", size=100_000, quick_size=10_000,
+           _pending_future_bytes, unit="future", size=20_000, quick_size=10_000,
            target=200),
     Memory("memory", "pending_task", "bytes per submitted, not yet run task",
-           _pending_task_bytes, unit="task", size=100_000, quick_size=10_000,
+           _pending_task_bytes, unit="task", size=20_000, quick_size=10_000,
            target=400),
 )
 
