@@ -22,8 +22,10 @@ import time
 
 
 def say(line):
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    # One write(2) per line: pool threads (callbacks) and the main thread say
+    # things at the same moment, and concurrent writes to sys.stdout (a
+    # TextIOWrapper) can drop one of them.
+    os.write(1, (line + "\n").encode())
 
 
 # -- tasks and callbacks (module level: picklable for 'spawn') -----------------
