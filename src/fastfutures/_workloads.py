@@ -245,7 +245,8 @@ class Timed(Workload):
     @contextlib.contextmanager
     def session(self, impl, size):
         if self.pool_per_run:
-            yield lambda: self.measure(impl, size)
+            with super().session(impl, size) as measure:
+                yield measure
             return
         with self.prepare(impl, size) as run:
             yield lambda: self._time(run, size)

@@ -131,8 +131,8 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
 
     def __init__(self, executor, mp_context, initializer, initargs, max_workers,
                  max_tasks_per_child, zero_copy):
-        # Reentrant: dispatch() takes it for segment-carried sends, also when
-        # called with it held.
+        # Reentrant: dispatch() takes it, also when called with it held
+        # (start(), _worker_exited()).
         self.lock = threading.RLock()
         self.queue = deque()            # Call not yet handed to a worker
         self.mp_context = mp_context
