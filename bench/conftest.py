@@ -74,12 +74,13 @@ def record(workload, size):
 def run_timed(benchmark, workload, impl, size, record):
     """Time the workload's run with pytest-benchmark, set up as the report does."""
     def run_timed():
-        with workload.prepare(impl, size) as run:
-            benchmark.extra_info.update(ops=size, unit=workload.unit)
+        ops = workload.impl_size(impl, size)
+        with workload.prepare(impl, ops) as run:
+            benchmark.extra_info.update(ops=ops, unit=workload.unit)
             benchmark.pedantic(run, setup=_workloads.settle, rounds=workload.rounds,
                                warmup_rounds=1, iterations=1)
         if benchmark.stats is not None:         # None under --benchmark-disable
-            record(impl, [_workloads.Measurement(seconds, size)
+            record(impl, [_workloads.Measurement(seconds, ops)
                           for seconds in benchmark.stats.stats.data])
     return run_timed
 

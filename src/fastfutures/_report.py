@@ -191,24 +191,29 @@ def _target(workload, g):
     return "%s %d%s" % (g.ge, workload.target, g.times)
 
 
-def _met(workload, stdlib, fastfutures):
+def _met(workload, baseline, fastfutures):
     """Whether fastfutures meets the issue's target; None where unknown."""
     if workload.target is None or fastfutures is None:
         return None
     if workload.metric == "bytes":
         return fastfutures <= workload.target
-    if stdlib is None:
+    if baseline is None:
         return None
-    return stdlib / fastfutures >= workload.target
+    return baseline / fastfutures >= workload.target
 
 
 def table(results, impls, stat, stream=sys.stdout):
     """The results as aligned text: a row per workload, per implementation
     its time per operation (or bytes) and rate, then each ratio against the
-    stdlib and the issue's target for fastfutures."""
+    workload's baseline (the stdlib; dask's executor for the distributed
+    group) and the issue's target for fastfutures.  Implementations that
+    ran none of the workloads get no column."""
     g = Glyphs(stream)
-    names = [impl.name for impl in impls]
-    challengers = [n for n in names if n != STDLIB] if STDLIB in names else []
+    ran = {name for result in results for name in result["samples"]}
+    names = [impl.name for impl in impls if impl.name in ran]
+    baselines = list(dict.fromkeys(result["workload"].baseline for result in results))
+    challengers = [n for n in names if n not in baselines]
+    against = baselines[0] if len(baselines) == 1 else "baseline"
     head1 = ["workload", "per"]
     head2 = ["", ""]
     for name in names:
@@ -216,7 +221,7 @@ def table(results, impls, stat, stream=sys.stdout):
         head2 += ["time", "rate"]
     for name in challengers:
         head1.append(name if len(challengers) > 1 else "speed-up")
-        head2.append("vs %s" % STDLIB)
+        head2.append("vs %s" % against)
     head1 += ["target", ""]
     head2 += ["", ""]
 
@@ -237,15 +242,16 @@ def table(results, impls, stat, stream=sys.stdout):
             else:
                 values[name] = per_op(samples, stat)
                 row += [format_seconds(values[name], g), format_rate(1 / values[name])]
+        baseline = workload.baseline
         for name in challengers:
-            if name in values and STDLIB in values and values[name] > 0:
-                ratio = values[STDLIB] / values[name]
+            if name in values and baseline in values and values[name] > 0:
+                ratio = values[baseline] / values[name]
                 text = format_ratio(ratio, g)
                 row.append(text + (" less" if workload.metric == "bytes" else ""))
             else:
                 row.append("")
         row.append(_target(workload, g))
-        met = _met(workload, values.get(STDLIB), values.get("fastfutures"))
+        met = _met(workload, values.get(baseline), values.get("fastfutures"))
         row.append("" if met is None else g.yes if met else g.no)
         rows.append(row)
 
@@ -294,7 +300,7 @@ def to_json(env, results, *, repeat, quick):
             "id": workload.id, "group": workload.group, "name": workload.name,
             "description": workload.description, "metric": workload.metric,
             "unit": workload.unit, "ops": result["size"], "target": workload.target,
-            "implementations": {},
+            "baseline": workload.baseline, "implementations": {},
         }
         for name, samples in result["samples"].items():
             if name in result["errors"]:
@@ -308,12 +314,14 @@ def to_json(env, results, *, repeat, quick):
                 "median_per_op": per_op(samples, "median"),
             }
         impls = entry["implementations"]
-        base = impls.get(STDLIB, {}).get("best_per_op")
-        entry["ratio_vs_stdlib"] = {
-            name: base / data["best_per_op"]
-            for name, data in impls.items()
-            if name != STDLIB and base and data.get("best_per_op")
-        }
+        for key, baseline in (("ratio_vs_stdlib", STDLIB),
+                              ("ratio_vs_baseline", workload.baseline)):
+            base = impls.get(baseline, {}).get("best_per_op")
+            entry[key] = {
+                name: base / data["best_per_op"]
+                for name, data in impls.items()
+                if name != baseline and base and data.get("best_per_op")
+            }
         out["results"].append(entry)
     return json.dumps(out, indent=2)
 
@@ -399,4 +407,7 @@ def main(argv=None):
         print()
         print("speed-up = %s time / fastfutures time (memory: %s bytes / fastfutures bytes);"
               " rates are operations per second" % (STDLIB, STDLIB))
+        if any(result["workload"].baseline != STDLIB for result in results):
+            print("distributed.*: ratios against dask.executor (dask's client.get_executor());"
+                  " dask.client is client.map(batch_size=...) / client.submit")
     return 1 if any(result["errors"] for result in results) else 0

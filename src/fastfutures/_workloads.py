@@ -20,6 +20,7 @@ import collections
 import contextlib
 import gc
 import importlib
+import importlib.util
 import itertools
 import multiprocessing
 import os
@@ -88,19 +89,69 @@ def _loky_process_pool(loky, workers, zero_copy_results=False):
     return loky.ProcessPoolExecutor(max_workers=workers)
 
 
+# -- dask.distributed (group "distributed", only where dask is installed) --------
+
+DASK_CHUNKSIZE = 1000
+HAS_DASK = importlib.util.find_spec("distributed") is not None
+
+
+class _DaskExecutorRunner:
+    """fastfutures.distributed.DaskExecutor: map() sends a task per chunk."""
+
+    def __init__(self, client):
+        from fastfutures.distributed import DaskExecutor
+        self.executor = DaskExecutor(client)
+
+    def map(self, fn, items):
+        return list(self.executor.map(fn, items, chunksize=DASK_CHUNKSIZE))
+
+    def call(self, fn):
+        return self.executor.submit(fn).result()
+
+    def close(self):
+        self.executor.shutdown(wait=True)
+
+
+class _DaskClientExecutorRunner(_DaskExecutorRunner):
+    """dask's own ``client.get_executor()``: a task per item (it ignores chunksize)."""
+
+    def __init__(self, client):
+        self.executor = client.get_executor(pure=False)
+
+
+class _DaskClientRunner:
+    """dask's native API: ``client.map(..., batch_size=)`` then gather (batch_size
+    groups the submissions; each item is still a task); ``client.submit``."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def map(self, fn, items):
+        client = self.client
+        return client.gather(client.map(fn, items, batch_size=DASK_CHUNKSIZE, pure=False))
+
+    def call(self, fn):
+        return self.client.submit(fn, pure=False).result()
+
+    def close(self):
+        pass
+
+
 class Implementation:
     """One column of the comparison: a futures module and how to build its pools.
 
     ``module`` is imported lazily; ``groups`` are the workload groups it takes
     part in; ``process_pool(cf, workers, zero_copy_results=False)`` builds a
-    process pool from the imported module.
+    process pool from the imported module; ``dask_runner(client)`` (group
+    "distributed") runs calls on a dask cluster.
     """
 
-    def __init__(self, name, module, groups, process_pool):
+    def __init__(self, name, module, groups, process_pool=None, dask_runner=None):
         self.name = name
         self.module_name = module
         self.groups = frozenset(groups)
         self._process_pool = process_pool
+        self._dask_runner = dask_runner
         self._module = None
         self._error = None
 
@@ -133,15 +184,24 @@ class Implementation:
     def process_pool(self, workers=PROCESS_WORKERS, **options):
         return self._process_pool(self.cf, workers, **options)
 
+    def dask_runner(self, client):
+        """How this column runs calls on the dask cluster of ``client``."""
+        return self._dask_runner(client)
+
 
 STDLIB = "stdlib"       # the baseline every ratio is taken against
 
 IMPLEMENTATIONS = (
     Implementation(STDLIB, "concurrent.futures", {"thread", "process", "memory"},
                    _stdlib_process_pool),
-    Implementation("fastfutures", "fastfutures", {"thread", "process", "memory"},
-                   _fastfutures_process_pool),
+    Implementation("fastfutures", "fastfutures", {"thread", "process", "memory", "distributed"},
+                   _fastfutures_process_pool, _DaskExecutorRunner),
     Implementation("loky", "loky", {"process"}, _loky_process_pool),
+    # The distributed group's baseline is dask's concurrent.futures executor.
+    Implementation("dask.executor", "distributed", {"distributed"},
+                   dask_runner=_DaskClientExecutorRunner),
+    Implementation("dask.client", "distributed", {"distributed"},
+                   dask_runner=_DaskClientRunner),
 )
 
 
@@ -180,11 +240,15 @@ class Workload:
     run's operation count, ``quick_size`` the smoke run's.  ``target`` is the
     issue's goal for fastfutures: a speed-up factor (``Timed``) or a byte
     ceiling per operation (``Memory``); None where the issue sets none.
+    ``baseline`` names the implementation ratios are taken against: the
+    stdlib, except for the distributed group (dask's own executor).
     """
 
     metric = None
 
-    def __init__(self, group, name, description, *, unit, size, quick_size, target=None):
+    def __init__(self, group, name, description, *, unit, size, quick_size, target=None,
+                 baseline=STDLIB):
+        self.baseline = baseline        # the column ratios are taken against
         self.group = group
         self.name = name
         self.description = description
@@ -225,13 +289,21 @@ class Timed(Workload):
     metric = "seconds"
 
     def __init__(self, group, name, description, prepare, *, rounds=5,
-                 pool_per_run=False, **kwargs):
+                 pool_per_run=False, impl_size=None, **kwargs):
         super().__init__(group, name, description, **kwargs)
         self.prepare = prepare
         self.rounds = rounds
         self.pool_per_run = pool_per_run
+        self._impl_size = impl_size
+
+    def impl_size(self, impl, size):
+        """The operations ``impl`` runs for a workload of ``size``: all of
+        them, unless the workload scales a slow column down (its time per
+        operation is what is compared)."""
+        return size if self._impl_size is None else self._impl_size(impl, size)
 
     def measure(self, impl, size):
+        size = self.impl_size(impl, size)
         with self.prepare(impl, size) as run:
             return self._time(run, size)
 
@@ -248,6 +320,7 @@ class Timed(Workload):
             with super().session(impl, size) as measure:
                 yield measure
             return
+        size = self.impl_size(impl, size)
         with self.prepare(impl, size) as run:
             yield lambda: self._time(run, size)
 
@@ -486,6 +559,75 @@ def _pending_task_bytes(impl, size):
     return Measurement(used, size)
 
 
+# -- distributed workloads -----------------------------------------------------
+
+_dask = {}
+
+
+def dask_client():
+    """The client of one LocalCluster (PROCESS_WORKERS single-threaded worker
+    processes) that every distributed workload of this process shares; it is
+    closed at exit.  Every column runs on the same workers."""
+    if "client" not in _dask:
+        import atexit
+        import distributed
+        cluster = distributed.LocalCluster(n_workers=PROCESS_WORKERS, threads_per_worker=1,
+                                           processes=True, dashboard_address=":0")
+        _dask["cluster"] = cluster
+        _dask["client"] = distributed.Client(cluster, set_as_default=False)
+
+        def close():
+            _dask.pop("client").close()
+            _dask.pop("cluster").close()
+        atexit.register(close)
+    return _dask["client"]
+
+
+@contextlib.contextmanager
+def _dask_map(impl, size):
+    runner = impl.dask_runner(dask_client())
+    try:
+        runner.map(noop1, range(min(size, DASK_CHUNKSIZE)))      # warm
+        yield lambda: runner.map(noop1, range(size))
+    finally:
+        runner.close()
+
+
+@contextlib.contextmanager
+def _dask_round_trip(impl, size):
+    runner = impl.dask_runner(dask_client())
+    try:
+        runner.call(noop)
+        call = runner.call
+
+        def run():
+            for _ in itertools.repeat(None, size):
+                call(noop)
+        yield run
+    finally:
+        runner.close()
+
+
+def _a_task_per_item_scaled_down(impl, size):
+    # dask's columns make a task per item (about 0.2-1 ms each on a quiet
+    # machine): 100k of them would take minutes.  They map 1/50 of the
+    # items; the time per item is compared.
+    return size if impl.name == "fastfutures" else max(1, size // 50)
+
+
+DISTRIBUTED_WORKLOADS = (
+    Timed("distributed", "map",
+          "list(map(noop, range(n))): fastfutures DaskExecutor chunksize=%d; dask's"
+          " executor and client.map(batch_size=%d): a task per item, on n/50 items"
+          % (DASK_CHUNKSIZE, DASK_CHUNKSIZE),
+          _dask_map, unit="item", size=100_000, quick_size=10_000, target=20, rounds=3,
+          baseline="dask.executor", impl_size=_a_task_per_item_scaled_down),
+    Timed("distributed", "round_trip", "submit(noop).result() latency on the cluster",
+          _dask_round_trip, unit="op", size=200, quick_size=20, rounds=3,
+          baseline="dask.executor"),
+) if HAS_DASK else ()
+
+
 # -- the registry ----------------------------------------------------------------
 
 WORKLOADS = (
@@ -518,7 +660,7 @@ WORKLOADS = (
     Memory("memory", "pending_task", "bytes per submitted, not yet run task",
            _pending_task_bytes, unit="task", size=20_000, quick_size=10_000,
            target=400),
-)
+) + DISTRIBUTED_WORKLOADS
 
 GROUPS = tuple(dict.fromkeys(w.group for w in WORKLOADS))
 
