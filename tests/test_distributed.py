@@ -228,6 +228,23 @@ def test_exception_has_remote_traceback(shared_executor):
     assert type(future.exception(timeout=TIMEOUT)) is ValueError
 
 
+class Unpicklable:
+    def __reduce__(self):
+        raise TypeError("cannot pickle this")
+
+
+def unpicklable_result():
+    return Unpicklable()
+
+
+def test_what_cannot_be_pickled_fails_only_its_future(shared_executor):
+    future = shared_executor.submit(square, threading.Lock())
+    assert isinstance(future.exception(timeout=TIMEOUT), TypeError)
+    future = shared_executor.submit(unpicklable_result)
+    assert isinstance(future.exception(timeout=TIMEOUT), TypeError)
+    assert shared_executor.submit(square, 2).result(timeout=TIMEOUT) == 4
+
+
 def test_done_callback_runs_off_the_event_loop(dask_client):
     seen = []
     done = threading.Event()

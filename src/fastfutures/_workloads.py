@@ -673,6 +673,9 @@ def select(patterns=None):
     chosen = []
     for pattern in patterns:
         matched = [w for w in WORKLOADS if pattern in (w.group, w.id, w.name)]
+        if not matched and not HAS_DASK and pattern.split(".")[0] == "distributed":
+            raise KeyError("the distributed workloads need dask.distributed:"
+                           " pip install \"fastfutures[dask]\"")
         if not matched:
             raise KeyError("no workload matches %r (groups: %s; workloads: %s)"
                            % (pattern, ", ".join(GROUPS),

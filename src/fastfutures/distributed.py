@@ -193,7 +193,16 @@ class _Completer:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             key = "%s-%s-%d" % (name, self.key_prefix, next(self.counter))
             call = _RemoteCall(self.topic, key, fn, args, kwargs)
-            dask_future = self.client.submit(call, key=key, pure=False)
+            try:
+                dask_future = self.client.submit(call, key=key, pure=False)
+            except Exception as exc:
+                if self.client.status not in ("running", "connecting"):
+                    self.broken = _BROKEN_MESSAGE
+                    raise BrokenDaskCluster(self.broken) from exc
+                # An argument that cannot be pickled fails only its future,
+                # as with the process pool.
+                future.set_exception(exc)
+                return future
             self.tasks[key] = _Task(future, dask_future)
         future.add_done_callback(partial(self.forward_cancel, key))
         self.client.loop.add_callback(self.watch, dask_future)
@@ -438,7 +447,9 @@ class DaskExecutor(Executor):
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         self._completer.shutdown(cancel_futures)
-        if wait:
+        # (From a done-callback, which runs in the result thread, it cannot
+        # wait for itself.)
+        if wait and threading.current_thread() is not self._completer.thread:
             self._completer.thread.join()
     shutdown.__doc__ = _stdlib_base.Executor.shutdown.__doc__
 
