@@ -111,6 +111,29 @@ def ran(directory, suffix=".ran"):
 
 # -- fixtures ------------------------------------------------------------------------
 
+@pytest.fixture(scope="module", autouse=True)
+def no_processes_left():
+    """Every process the module starts (cluster, workers, pools, dask
+    commands) is gone once its fixtures are torn down (this one goes last)."""
+    import psutil
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    yield
+
+    def left():
+        alive = []
+        for process in me.children(recursive=True):
+            try:
+                if (process.pid not in before and process.status() != psutil.STATUS_ZOMBIE
+                        # multiprocessing's, kept for the interpreter's life
+                        and "resource_tracker" not in " ".join(process.cmdline())):
+                    alive.append(process)
+            except psutil.NoSuchProcess:
+                pass
+        return alive
+    assert wait_until(lambda: not left(), timeout=30), left()
+
+
 @pytest.fixture(scope="module")
 def dask_client():
     """One LocalCluster of two single-threaded worker processes for the module."""
@@ -289,7 +312,7 @@ def test_map_exception_at_its_position(shared_executor):
 
 def test_map_timeout(executor, gate):
     executor.submit(square, 1).result(timeout=TIMEOUT)      # workers up
-    results = executor.map(gated, [gate] * 2, ["fast", "slow"], [1, 2], timeout=5)
+    results = executor.map(gated, [gate] * 2, ["fast", "slow"], [1, 2], timeout=3)
     touch(os.path.join(gate, "fast.release"))
     assert next(results) == 1
     with pytest.raises(TimeoutError):

@@ -146,8 +146,9 @@ class _Completer:
 
     Queue items: a key (str: its task started); (True, key, value): a
     result; (False, dask future, exception): a task that failed, or was
-    cancelled, or whose result could not be fetched; None: wake up (shutdown).  It holds no reference
-    to the executor, so dropping the executor shuts it down.
+    cancelled, or whose result could not be fetched; None: wake up
+    (shutdown).  It holds no reference to the executor, so dropping the
+    executor shuts it down.
     """
 
     def __init__(self, client, owned):
