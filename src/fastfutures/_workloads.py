@@ -3,8 +3,10 @@
 Two registries:
 
 * ``IMPLEMENTATIONS``: the columns being compared -- the stdlib (the baseline),
-  fastfutures, and loky for the process pool when it is installed.  A third
-  column is one ``Implementation`` entry.
+  fastfutures, and loky for the process pool when it is installed; for the
+  "distributed" group (only where dask is installed), dask's own executor
+  (that group's baseline) and its native client API.  A third column is one
+  ``Implementation`` entry.
 * ``WORKLOADS``: what is measured.  A ``Timed`` workload is a context manager
   ``prepare(impl, size)`` that builds everything outside the timed region
   (executor created, threads or processes started and warm) and yields a
