@@ -14,9 +14,11 @@ given stays open.  fastfutures must be importable on the workers.
 Semantics are ProcessPoolExecutor's, with a cluster in place of the pool:
 
 * Futures are ``fastfutures.Future`` objects.  A future becomes RUNNING when
-  its task starts on a worker (the worker logs an event that reaches the
-  client moments later).  Until then ``cancel()`` succeeds and is forwarded to
-  the scheduler, which drops the task.  One difference from the process pool
+  its task has been running on a worker for 10 ms (the worker then logs an
+  event that reaches the client moments later; a shorter call is done before
+  that would matter, and skipping the event keeps its latency down).  Until
+  then ``cancel()`` succeeds and is forwarded to the scheduler, which drops
+  the task.  One difference from the process pool
   (which marks a future RUNNING as soon as it hands it to a worker): dask
   does not tell the client when it hands a task to a worker, so a task the
   scheduler had already sent to a worker may still run if the worker reaches
@@ -81,6 +83,9 @@ _CONNECTION_LOST = "scheduler-connection-lost"
 
 # -- what runs on the workers (module level: pickled by reference) -------------
 
+# A call running this long (seconds) tells the client it has started.
+_REPORT_START_AFTER = 0.01
+
 class _RemoteCall:
     """fn(*args, **kwargs), telling the client (through a dask event on the
     executor's topic) that it has started.  An opaque object, so that dask
@@ -100,8 +105,21 @@ class _RemoteCall:
         return _RemoteCall, (self.topic, self.key, self.fn, self.args, self.kwargs)
 
     def __call__(self):
-        distributed.get_worker().log_event(self.topic, self.key)
-        return self.fn(*self.args, **self.kwargs)
+        # The start is reported only by a call still running after
+        # _REPORT_START_AFTER seconds: an event costs the scheduler and the
+        # client a message each (it doubled the latency of a short call
+        # here), and a short call's future is soon done anyway.
+        worker = distributed.get_worker()
+        running = [True]
+
+        def report_start():                 # the worker's event loop
+            if running[0]:
+                worker.log_event(self.topic, self.key)
+        worker.loop.add_callback(worker.loop.call_later, _REPORT_START_AFTER, report_start)
+        try:
+            return self.fn(*self.args, **self.kwargs)
+        finally:
+            running[0] = False
 
 
 def _call_chunk(fn, star, items):
