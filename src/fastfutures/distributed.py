@@ -42,6 +42,7 @@ thread, like the process pool's) drains in batches, gathering the finished
 results of a batch in one call and completing the futures.  Done-callbacks
 of the futures therefore run in that thread.
 """
+import asyncio
 import itertools
 import queue
 import threading
@@ -174,10 +175,16 @@ class _Completer:
         self.owned = owned              # what to close when done: client, cluster
         self.tasks = {}                 # key -> _Task
         self.events = queue.SimpleQueue()
-        self.lock = threading.Lock()    # closed/broken vs. registering a task
+        # closed/broken vs. registering a task; held across client.submit()
+        # (pickling), so dask's loop never takes it: it takes batch_lock,
+        # which guards only the two lists below.
+        self.lock = threading.Lock()
+        self.batch_lock = threading.Lock()
         self.closed = False
         self.broken = None              # the BrokenDaskCluster message once broken
         self.to_cancel = []             # dask futures to cancel, sent in batches
+        self.to_watch = []              # new dask futures, watched in batches
+        self.watching = set()           # the loop's tasks awaiting results
         self.topic = "fastfutures-" + uuid.uuid4().hex
         self.key_prefix = uuid.uuid4().hex[:12]
         self.counter = itertools.count()
@@ -190,6 +197,15 @@ class _Completer:
 
     def on_start_event(self, event):        # dask's event loop
         self.events.put(event[1])
+
+    def watch_new(self):                    # dask's event loop
+        with self.batch_lock:
+            batch, self.to_watch = self.to_watch, []
+        for dask_future in batch:
+            # asyncio keeps only a weak reference to a task: we hold it.
+            task = asyncio.ensure_future(self.watch(dask_future))
+            self.watching.add(task)
+            task.add_done_callback(self.watching.discard)
 
     async def watch(self, dask_future):     # dask's event loop
         """Wait for a task's result without blocking the loop (many run at
@@ -223,8 +239,13 @@ class _Completer:
                 future.set_exception(exc)
                 return future
             self.tasks[key] = _Task(future, dask_future)
+        with self.batch_lock:
+            # One wake-up of dask's loop for a burst of submits.
+            self.to_watch.append(dask_future)
+            first = len(self.to_watch) == 1
         future.add_done_callback(partial(self.forward_cancel, key))
-        self.client.loop.add_callback(self.watch, dask_future)
+        if first:
+            self.client.loop.add_callback(self.watch_new)
         return future
 
     def forward_cancel(self, key, future):
@@ -234,7 +255,7 @@ class _Completer:
         task = self.tasks.get(key)
         if task is None:
             return
-        with self.lock:
+        with self.batch_lock:
             self.to_cancel.append(task.dask_future)
             first = len(self.to_cancel) == 1
         if first:
@@ -244,7 +265,7 @@ class _Completer:
                 pass
 
     async def send_cancels(self):           # dask's event loop
-        with self.lock:
+        with self.batch_lock:
             batch, self.to_cancel = self.to_cancel, []
         batch = [f for f in batch if f is not None]    # None: finished meanwhile
         if batch:
