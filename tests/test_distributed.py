@@ -13,6 +13,7 @@ writes a "started" marker, waits for a "release" file, and so on.
 import asyncio
 import concurrent.futures
 import concurrent.futures.process
+import gc
 import json
 import multiprocessing
 import os
@@ -468,6 +469,41 @@ def test_constructor_arguments(dask_client):
         assert executor.client is dask_client
     # A client given is left open.
     assert dask_client.status == "running"
+
+
+def test_cluster_object_gets_a_client_of_its_own(dask_client):
+    with DaskExecutor(dask_client.cluster) as executor:
+        client = executor.client
+        assert client is not dask_client
+        assert executor.submit(square, 5).result(timeout=TIMEOUT) == 25
+    assert client.status == "closed"
+    assert dask_client.status == "running"
+
+
+def test_dropping_the_executor_shuts_it_down(dask_client):
+    executor = DaskExecutor(dask_client)
+    future = executor.submit(square, 3)
+    thread = executor._completer.thread
+    del executor
+    gc.collect()
+    assert future.result(timeout=TIMEOUT) == 9
+    thread.join(TIMEOUT)
+    assert not thread.is_alive()
+
+
+def test_client_closed_under_the_executor(dask_client, gate):
+    client = distributed.Client(dask_client.scheduler.address, set_as_default=False)
+    executor = DaskExecutor(client)
+    try:
+        pending = executor.submit(gated, gate, "pending")
+        wait_started(gate, 1)
+        client.close()
+        with pytest.raises(BrokenDaskCluster):
+            pending.result(timeout=TIMEOUT)
+        with pytest.raises(BrokenDaskCluster):
+            executor.submit(square, 1)
+    finally:
+        executor.shutdown(wait=True)
 
 
 def test_owned_local_cluster_is_closed():
