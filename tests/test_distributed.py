@@ -316,7 +316,7 @@ def test_map_timeout(executor, gate):
     results = executor.map(gated, [gate] * 2, ["fast", "slow"], [1, 2], timeout=3)
     touch(os.path.join(gate, "fast.release"))
     assert next(results) == 1
-    with pytest.raises(TimeoutError):
+    with pytest.raises(concurrent.futures.TimeoutError):
         next(results)
 
 
