@@ -44,6 +44,7 @@ of the futures therefore run in that thread.
 """
 import asyncio
 import itertools
+import logging
 import queue
 import threading
 import uuid
@@ -73,6 +74,8 @@ class BrokenDaskCluster(BrokenExecutor):
     """The executor's client lost its scheduler (or was closed): the
     DaskExecutor is not usable anymore."""
 
+
+_LOGGER = logging.getLogger("concurrent.futures")
 
 _BROKEN_MESSAGE = ("The dask client lost its scheduler or was closed; "
                    "the DaskExecutor is not usable anymore")
@@ -288,7 +291,12 @@ class _Completer:
                         self.break_cluster()
                     continue
                 if item is not None:
-                    self.handle(item)
+                    try:
+                        self.handle(item)
+                    except Exception:
+                        # A bug here must not stop the thread (every future
+                        # would hang): say so, go on.
+                        _LOGGER.exception("DaskExecutor's result thread: %r", item)
         finally:
             self.close_owned()
 
