@@ -34,7 +34,7 @@ import warnings
 __all__ = [
     "Implementation", "IMPLEMENTATIONS", "STDLIB", "implementation",
     "Measurement", "Workload", "Timed", "Memory", "WORKLOADS", "GROUPS", "select", "settle",
-    "thread_pool", "process_pool", "noop", "noop1", "identity", "make_bytes",
+    "thread_pool", "process_pool", "noop", "noop1", "identity", "make_bytes", "ON_REQUEST",
 ]
 
 MiB = 1 << 20
@@ -667,14 +667,21 @@ WORKLOADS = (
 GROUPS = tuple(dict.fromkeys(w.group for w in WORKLOADS))
 
 
+# Groups left out of a run that names no workloads: the distributed group
+# starts a dask cluster and takes minutes here; `--only distributed` runs it.
+ON_REQUEST = frozenset({"distributed"})
+
+
 def select(patterns=None):
     """The workloads matching any of ``patterns``: a group ("thread"), an id
-    ("thread.map") or a name ("map": every group's).  None selects all."""
+    ("thread.map") or a name ("map": every group's but the ON_REQUEST
+    groups').  None selects all but the ON_REQUEST groups."""
     if not patterns:
-        return list(WORKLOADS)
+        return [w for w in WORKLOADS if w.group not in ON_REQUEST]
     chosen = []
     for pattern in patterns:
-        matched = [w for w in WORKLOADS if pattern in (w.group, w.id, w.name)]
+        matched = [w for w in WORKLOADS if pattern in (w.group, w.id)
+                   or pattern == w.name and w.group not in ON_REQUEST]
         if not matched and not HAS_DASK and pattern.split(".")[0] == "distributed":
             raise KeyError("the distributed workloads need dask.distributed:"
                            " pip install \"fastfutures[dask]\"")
