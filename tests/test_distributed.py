@@ -446,16 +446,15 @@ def test_chunksize_is_one_task_per_chunk(dask_client):
 
 def test_cancel_is_forwarded_to_dask(dask_client, gate):
     with DaskExecutor(dask_client) as executor:
-        blockers = _occupy_workers(executor, gate)
+        _occupy_workers(executor, gate)
+        before = set(executor._completer.tasks)
         queued = executor.submit(mark_run, gate, "queued")
-        key = next(iter(executor._completer.tasks.keys() - {
-            k for k, t in executor._completer.tasks.items() if t.future in blockers}))
+        key, = set(executor._completer.tasks) - before
         assert queued.cancel()
         # The scheduler forgets the task (no client wants it any more).
         assert wait_until(lambda: key not in dask_client.who_has())
-        assert wait_until(
-            lambda: dask_client.run_on_scheduler(
-                lambda dask_scheduler, key=key: key not in dask_scheduler.tasks))
+        # ... and so do the workers (see _cancellations_landed).
+        assert wait_until(lambda: _cancellations_landed(executor))
         touch(os.path.join(gate, "release"))
     assert ran(gate) == []
 
