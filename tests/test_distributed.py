@@ -1,11 +1,13 @@
 """DaskExecutor (fastfutures.distributed) against ProcessPoolExecutor.
 
-The behaviour tests take an ``executor`` factory and run, unchanged, on the
-stdlib's ProcessPoolExecutor, fastfutures' ProcessPoolExecutor and a
-DaskExecutor over a real cluster on loopback (a LocalCluster of two worker
-processes, shared by the whole module: starting one costs seconds).  Tests
-about dask alone (one task per chunk, a scheduler and a worker started as
-separate processes, a killed worker, a lost scheduler) follow.
+The behaviour tests take an executor (or a factory of them) and run,
+unchanged, on the stdlib's ProcessPoolExecutor -- the reference twin -- and
+on a DaskExecutor over a real cluster on loopback (a LocalCluster of two
+single-threaded worker processes, shared by the whole module: starting one
+costs seconds).  Tests about dask alone (one task per chunk, cancellation
+reaching the scheduler, the client and cluster it owns or not, a scheduler
+and a worker started as separate processes, a killed worker, a lost
+scheduler) follow.
 
 Tasks and tests meet across processes through files in ``tmp_path``: a task
 writes a "started" marker, waits for a "release" file, and so on.
@@ -156,8 +158,9 @@ def _creator(kind, request):
     if kind == "dask":
         client = request.getfixturevalue("dask_client")
         return lambda: DaskExecutor(client)
-    # fork: workers that need not import dask again (seconds each here).
-    context = multiprocessing.get_context("fork")
+    # fork where it is safe: workers that need not import dask again
+    # (seconds each here).
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     return lambda: concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=context)
 
 
