@@ -186,3 +186,30 @@ def test_dropped_thread_pool_lets_its_workers_exit(cf):
     for t in threads:
         t.join(TIMEOUT)
         assert not t.is_alive()
+
+
+# -- as_completed() -----------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["own", "stdlib"])
+def test_as_completed_drops_each_future_it_yields(cf, kind):
+    # CPython's test_as_completed.test_free_reference_yielded_future: the
+    # iterator holds no reference to a future it has handed out, also for
+    # the stdlib's futures passed to fastfutures' as_completed().
+    import concurrent.futures
+    make = cf.Future if kind == "own" else concurrent.futures.Future
+    pending = [make() for _ in range(4)]
+    done = make()
+    done.set_result(42)
+    pending.append(done)
+    del done
+    pending[0].set_result("first")
+    for future in cf.as_completed(pending, timeout=TIMEOUT):
+        pending.remove(future)
+        ref = weakref.ref(future)
+        del future
+        gc.collect()
+        assert ref() is None
+        unfinished = [f for f in pending if not f.done()]
+        if unfinished:
+            unfinished[0].set_result("next")
+        del unfinished

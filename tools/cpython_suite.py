@@ -27,134 +27,25 @@ import unittest
 # Test ids (fnmatch patterns, after "test.test_concurrent_futures.") set
 # aside because they test the stdlib's private machinery, not behaviour.
 SET_ASIDE = {
-    # -- thread pool internals
-    "test_thread_pool.ThreadPoolExecutorTest.test_idle_thread_reuse":
-        "counts executor._threads (the stdlib's set of Thread objects, ours differs in timing of reuse)",
-    "test_thread_pool.ThreadPoolExecutorTest.test_saturation":
-        "reads executor._threads and executor._max_workers internals of thread creation",
-    "test_thread_pool.ThreadPoolExecutorTest.test_hang_global_shutdown_lock":
-        "patches concurrent.futures.thread._global_shutdown_lock",
-    "test_thread_pool.ThreadPoolExecutorTest.test_process_fork_from_a_threadpool":
-        "reads concurrent.futures.thread._threads_queues",
-    "test_thread_pool.ThreadPoolExecutorTest.test_executor_map_current_future_cancel":
-        "patches the stdlib's internal executor for map()",
-    "test_shutdown.ThreadPoolShutdownTest.test_hang_gh83386":
-        "runs concurrent.futures.thread in a subprocess by module path",
-    "test_shutdown.ThreadPoolShutdownTest.test_thread_names_assigned":
-        "reads executor._threads",
-    "test_shutdown.ThreadPoolShutdownTest.test_thread_names_default":
-        "reads executor._threads",
-    "test_shutdown.ThreadPoolShutdownTest.test_threads_terminate":
-        "reads executor._threads",
-    "test_shutdown.ThreadPoolShutdownTest.test_context_manager_shutdown":
-        "reads executor._threads",
-    "test_shutdown.ThreadPoolShutdownTest.test_del_shutdown":
-        "reads executor._threads",
-    "test_shutdown.ThreadPoolShutdownTest.test_shutdown_no_wait":
-        "reads executor._threads",
-    "test_shutdown.ThreadPoolShutdownTest.test_cancel_futures_wait_false":
-        "runs a script that imports concurrent.futures in a subprocess (not patched there)",
-    "test_shutdown.ThreadPoolShutdownTest.test_interpreter_shutdown":
-        "runs a script that imports concurrent.futures in a subprocess (not patched there)",
-    "test_shutdown.ThreadPoolShutdownTest.test_run_after_shutdown":
-        "reads concurrent.futures.thread internals",
-    "test_shutdown.ThreadPoolShutdownTest.test_submit_after_interpreter_shutdown":
-        "runs a script that imports concurrent.futures in a subprocess (not patched there)",
-    # -- interpreter pool internals
-    "test_interpreter_pool.InterpreterPoolExecutorTest.test_idle_thread_reuse":
-        "counts executor._threads",
-    "test_interpreter_pool.InterpreterPoolExecutorTest.test_saturation":
-        "reads executor._threads and executor._max_workers",
-    "test_interpreter_pool.InterpreterPoolExecutorTest.test_hang_global_shutdown_lock":
-        "patches concurrent.futures.thread._global_shutdown_lock",
-    "test_interpreter_pool.InterpreterPoolExecutorTest.test_process_fork_from_a_threadpool":
-        "reads concurrent.futures.thread._threads_queues",
-    "test_interpreter_pool.InterpreterPoolExecutorTest.test_executor_map_current_future_cancel":
-        "patches the stdlib's internal executor for map()",
-    "test_shutdown.InterpreterPoolShutdownTest.test_*_threads*":
-        "reads executor._threads",
-    "test_shutdown.InterpreterPoolShutdownTest.test_thread_names_*":
-        "reads executor._threads",
-    "test_shutdown.InterpreterPoolShutdownTest.test_context_manager_shutdown":
-        "reads executor._threads",
-    "test_shutdown.InterpreterPoolShutdownTest.test_del_shutdown":
-        "reads executor._threads",
-    "test_shutdown.InterpreterPoolShutdownTest.test_shutdown_no_wait":
-        "reads executor._threads",
-    "test_shutdown.InterpreterPoolShutdownTest.test_hang_gh83386":
-        "runs concurrent.futures.thread in a subprocess by module path",
-    "test_shutdown.InterpreterPoolShutdownTest.test_cancel_futures_wait_false":
-        "runs a script that imports concurrent.futures in a subprocess (not patched there)",
-    "test_shutdown.InterpreterPoolShutdownTest.test_interpreter_shutdown":
-        "runs a script that imports concurrent.futures in a subprocess (not patched there)",
-    "test_shutdown.InterpreterPoolShutdownTest.test_submit_after_interpreter_shutdown":
-        "runs a script that imports concurrent.futures in a subprocess (not patched there)",
-    "test_shutdown.InterpreterPoolShutdownTest.test_run_after_shutdown":
-        "reads concurrent.futures.thread internals",
-    # -- process pool internals
-    "test_process_pool.*.test_killed_child":
-        "kills a worker through executor._processes",
-    "test_process_pool.*.test_max_tasks_per_child*":
-        "reads executor._processes to count worker processes",
-    "test_process_pool.*.test_ressources_gced_in_workers":
-        "uses a multiprocessing Manager event through the stdlib's call queue",
+    "test_process_pool.*.test_saturation":
+        "counts executor._processes (the stdlib's dict of worker processes)",
     "test_process_pool.*.test_python_finalization_error":
-        "patches concurrent.futures.process internals",
-    "test_process_pool.*.test_force_shutdown_workers*":
-        "patches concurrent.futures.process._ExecutorManagerThread",
-    "test_process_pool.*.test_terminate_workers":
-        "patches executor._processes",
-    "test_process_pool.*.test_kill_workers":
-        "patches executor._processes",
-    "test_process_pool.*.test_map_exception":
-        "reads concurrent.futures.process._ExceptionWithTraceback",
-    "test_process_pool.*.test_traceback":
-        "reads concurrent.futures.process._RemoteTraceback by identity",
+        "patches threading._start_joinable_thread to fail the stdlib's second "
+        "thread (its queue feeder); fastfutures starts no such thread",
     "test_shutdown.ProcessPool*ShutdownTest.test_processes_terminate":
         "reads executor._processes",
-    "test_shutdown.ProcessPool*ShutdownTest.test_context_manager_shutdown":
-        "reads executor._processes",
     "test_shutdown.ProcessPool*ShutdownTest.test_del_shutdown":
-        "reads executor._processes and _executor_manager_thread",
+        "reads executor._executor_manager_thread, _processes and _call_queue",
     "test_shutdown.ProcessPool*ShutdownTest.test_shutdown_no_wait":
-        "reads executor._processes and _executor_manager_thread",
-    "test_shutdown.ProcessPool*ShutdownTest.test_hang_gh83386":
-        "runs concurrent.futures in a subprocess (not patched there)",
-    "test_shutdown.ProcessPool*ShutdownTest.test_interpreter_shutdown":
-        "runs a script that imports concurrent.futures in a subprocess (not patched there)",
-    "test_shutdown.ProcessPool*ShutdownTest.test_cancel_futures_wait_false":
-        "runs a script that imports concurrent.futures in a subprocess (not patched there)",
-    "test_shutdown.ProcessPool*ShutdownTest.test_submit_after_interpreter_shutdown":
-        "runs a script that imports concurrent.futures in a subprocess (not patched there)",
-    "test_shutdown.ProcessPool*ShutdownTest.test_shutdown_gh_132969_*":
-        "patches executor._processes",
-    "test_deadlock.*":
-        "injects failures through the stdlib's _ExecutorManagerThread and call queue",
-    "test_init.*.test_initializer":
-        "reads the stdlib's logging of worker processes through a multiprocessing queue handler patched into concurrent.futures.process",
-    "test_init.FailingInitializerResourcesTest.*":
-        "counts resource-tracker semaphores of the stdlib's call queue",
-    # -- Future internals
-    "test_future.FutureTests.test_repr":
-        "builds futures in each state by writing _state/_result/_exception",
-    "test_future.FutureTests.test_cancel":
-        "builds futures in each state by writing _state (util.create_future)",
-    "test_future.FutureTests.test_cancelled":
-        "builds futures in each state by writing _state (util.create_future)",
-    "test_future.FutureTests.test_done":
-        "builds futures in each state by writing _state (util.create_future)",
-    "test_future.FutureTests.test_running":
-        "builds futures in each state by writing _state (util.create_future)",
-    "test_future.FutureTests.test_result_with_timeout":
-        "builds futures in each state by writing _state (util.create_future)",
-    "test_future.FutureTests.test_exception_with_timeout":
-        "builds futures in each state by writing _state (util.create_future)",
-    "test_future.FutureTests.test_future_traceback_cycle*":
-        "builds futures by writing _state",
+        "reads executor._executor_manager_thread, _processes and _call_queue",
+    "test_deadlock.*.test_shutdown_deadlock_pickle":
+        "reads executor._executor_manager_thread",
 }
 
 # Public tests fastfutures fails today, with the issue that covers them.
 KNOWN_FAILURES = {
+    "test_shutdown.ProcessPool*ShutdownTest.test_cancel_futures":
+        "issue 10: calls handed to a worker's ring ahead of time cannot be cancelled",
 }
 
 PREFIX = "test.test_concurrent_futures."

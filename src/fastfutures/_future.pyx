@@ -812,6 +812,9 @@ def as_completed(fs, timeout=None):
     cdef Waiter waiter = Waiter(W_AS_COMPLETED)
     cdef list finished = []
     cdef set pending
+    # The generator must hold no reference to a future it has yielded
+    # (bpo-14406): the locks hold conditions, not futures.
+    foreign = None
     if locks is not None:
         locks.acquire()
     try:
