@@ -85,26 +85,6 @@ def test_thread_map_honours_an_instance_submit(cf):
     assert calls == [(-1,), (-2,), (-3,)]
 
 
-def test_tqdm_thread_map_updates_as_results_arrive(cf, monkeypatch):
-    tqdm_concurrent = pytest.importorskip("tqdm.contrib.concurrent")
-    import concurrent.futures
-    import io
-    # thread_map() takes concurrent.futures.ThreadPoolExecutor when called.
-    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", cf.ThreadPoolExecutor)
-    updates = []
-
-    class Recorder(tqdm_concurrent.tqdm_auto):
-        def update(self, n=1):
-            updates.append(n)
-            return super().update(n)
-
-    results = tqdm_concurrent.thread_map(abs, [-1, -2, -3, -4], max_workers=2,
-                                         tqdm_class=Recorder, file=io.StringIO())
-    assert results == [1, 2, 3, 4]
-    # One update per call as it completes: the bar did not sit at 0.
-    assert updates == [1, 1, 1, 1]
-
-
 # -- exceptions ---------------------------------------------------------------
 
 class FalseyError(Exception):

@@ -40,6 +40,20 @@ SET_ASIDE = {
         "reads executor._executor_manager_thread, _processes and _call_queue",
     "test_deadlock.*.test_shutdown_deadlock_pickle":
         "reads executor._executor_manager_thread",
+    # 3.14
+    "test_process_pool.*.test_broken_process_pool_traceback":
+        "terminates a worker found in executor._processes (tests/test_process.py "
+        "covers the behaviour: one BrokenProcessPool per future)",
+    "test_process_pool.*.test_terminate_workers":
+        "replaces executor._force_shutdown with a mock, expects process._TERMINATE",
+    "test_process_pool.*.test_kill_workers":
+        "replaces executor._force_shutdown with a mock, expects process._KILL",
+    "test_process_pool.*.test_force_shutdown_workers_invalid_op":
+        "calls the private executor._force_shutdown(operation=...)",
+    "test_process_pool.*.test_force_shutdown_during_max_tasks_worker_exit":
+        "sets executor._force_shutting_down under executor._shutdown_lock",
+    "test_process_pool.*.test_failed_worker_replacement_breaks_pool":
+        "patches concurrent.futures.process._spawn_worker",
 }
 
 # Public tests fastfutures fails today, with the issue that covers them.
