@@ -221,6 +221,73 @@ def test_map_timeout(shared_pool):
         list(results)
 
 
+def test_map_honours_submit_set_on_the_instance(make_pool):
+    """tqdm's process_map sets ``ex.submit = wrapper`` on the instance, then
+    calls ``ex.map()``: every chunk goes through that submit."""
+    pool = make_pool(2)
+    original = pool.submit
+    chunks = []
+
+    def counting_submit(fn, /, *args, **kwargs):
+        chunks.append(args)
+        return original(fn, *args, **kwargs)
+    pool.submit = counting_submit
+    try:
+        assert list(pool.map(square, range(10), chunksize=3, timeout=TIMEOUT)) == [
+            i * i for i in range(10)]
+        assert len(chunks) == 4
+        assert list(pool.map(add, [1, 2], [3, 4], timeout=TIMEOUT)) == [4, 6]
+        assert len(chunks) == 6
+    finally:
+        del pool.submit     # the wrapper and the pool form a cycle
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="buffersize is new in 3.14")
+def test_map_buffersize(shared_pool):
+    assert list(shared_pool.map(square, range(20), buffersize=3, timeout=TIMEOUT)) == [
+        i * i for i in range(20)]
+    assert list(shared_pool.map(add, range(20), range(20), chunksize=4, buffersize=2,
+                                timeout=TIMEOUT)) == [2 * i for i in range(20)]
+    assert list(shared_pool.map(square, [], buffersize=1)) == []
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="buffersize is new in 3.14")
+@pytest.mark.parametrize("bad, exc", [("2", TypeError), (2.0, TypeError),
+                                      (0, ValueError), (-1, ValueError)])
+def test_map_buffersize_validation(shared_pool, bad, exc):
+    with pytest.raises(exc, match="buffersize must be"):
+        shared_pool.map(square, range(3), buffersize=bad)
+    with pytest.raises(ValueError, match="chunksize must be >= 1."):
+        shared_pool.map(square, range(3), chunksize=0, buffersize=bad)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="buffersize is new in 3.14")
+def test_map_buffersize_bounds_the_chunks_in_flight(make_pool):
+    pool = make_pool(1)
+    original = pool.submit
+    chunks = []
+
+    def counting_submit(fn, /, *args, **kwargs):
+        chunks.append(args)
+        return original(fn, *args, **kwargs)
+    pool.submit = counting_submit
+    try:
+        results = pool.map(square, range(100), chunksize=5, buffersize=2, timeout=TIMEOUT)
+        assert len(chunks) == 2
+        assert next(results) == 0
+        assert len(chunks) == 3
+        assert list(results) == [i * i for i in range(1, 100)]
+        assert len(chunks) == 20
+    finally:
+        del pool.submit
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="3.14 accepts buffersize")
+def test_map_buffersize_rejected_before_314(shared_pool):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'buffersize'"):
+        shared_pool.map(square, range(3), buffersize=2)
+
+
 def test_large_values_round_trip(shared_pool):
     data = bytes(range(256)) * 4096                 # 1 MiB
     assert shared_pool.submit(echo, data).result(timeout=TIMEOUT) == data

@@ -57,7 +57,7 @@ from functools import partial
 from traceback import format_exception
 
 from . import _shm_platform
-from ._base import Executor
+from ._base import HAS_BUFFERSIZE, Executor, check_buffersize
 from ._future import results_in_order
 
 __all__ = ["ProcessPoolExecutor", "BrokenProcessPool"]
@@ -476,34 +476,20 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         return self._core.submit(fn, args, kwargs)
     submit.__doc__ = _stdlib_base.Executor.submit.__doc__
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1):
-        """Returns an iterator equivalent to map(fn, iter).
-
-        Args:
-            fn: A callable that will take as many arguments as there are
-                passed iterables.
-            timeout: The maximum number of seconds to wait. If None, then there
-                is no limit on the wait time.
-            chunksize: If greater than one, the iterables will be chopped into
-                chunks of size chunksize and submitted to the process pool.
-                If set to one, the items in the list will be sent one at a time.
-
-        Returns:
-            An iterator equivalent to: map(func, *iterables) but the calls may
-            be evaluated out-of-order.
-
-        Raises:
-            TimeoutError: If the entire result iterator could not be generated
-                before the given timeout.
-            Exception: If fn(*args) raises for any values.
-        """
+    def _map(self, fn, iterables, timeout, chunksize, buffersize):
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
-        if type(self).submit is not ProcessPoolExecutor.submit:
-            # A subclass's submit() sees every chunk, as with the stdlib.
-            results = super().map(partial(_process_chunk, fn),
-                                  _get_chunks(*iterables, chunksize=chunksize),
-                                  timeout=timeout)
+        check_buffersize(buffersize)
+        if (buffersize is not None or "submit" in self.__dict__
+                or type(self).submit is not ProcessPoolExecutor.submit):
+            # Each chunk goes through submit(), as with the stdlib: a
+            # subclass's submit() or one set on the instance (tqdm's
+            # process_map wraps it so) sees every chunk; buffersize bounds
+            # the chunks in flight.
+            results = Executor.map(self, partial(_process_chunk, fn),
+                                   _get_chunks(*iterables, chunksize=chunksize),
+                                   timeout=timeout,
+                                   **({} if buffersize is None else {"buffersize": buffersize}))
             return _chain_from_iterable_of_lists(results)
         # One message per chunk: a list of items (or of argument tuples) and
         # the function, run by the worker as list(map(fn, items)).
@@ -517,6 +503,14 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         while chunk := list(islice(items, chunksize)):
             futures.append(submit_chunk(fn, chunk, star))
         return _process_core.ChunkedResults(results)
+
+    if HAS_BUFFERSIZE:
+        def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
+            return self._map(fn, iterables, timeout, chunksize, buffersize)
+    else:
+        def map(self, fn, *iterables, timeout=None, chunksize=1):
+            return self._map(fn, iterables, timeout, chunksize, None)
+    map.__doc__ = _stdlib_process.ProcessPoolExecutor.map.__doc__
 
     # -- stopping ------------------------------------------------------------
 
