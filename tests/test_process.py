@@ -114,6 +114,10 @@ def failing_initializer():
     raise RuntimeError("initializer failed")
 
 
+def failing_initializer_with(_):
+    raise RuntimeError("initializer failed")
+
+
 # -- fixtures ------------------------------------------------------------------
 
 @pytest.fixture(autouse=True)
@@ -379,6 +383,52 @@ def test_failing_initializer_breaks_pool(make_pool, caplog):
     future = pool.submit(square, 2)
     with pytest.raises(cf.process.BrokenProcessPool):
         future.result(timeout=TIMEOUT)
+
+
+def _our_garbage(garbage):
+    """Objects of the pools' and multiprocessing's modules in ``garbage``."""
+    prefixes = ("fastfutures", "concurrent.futures", "multiprocessing")
+    return [repr(o)[:100] for o in garbage
+            if type(o).__module__.startswith(prefixes)]
+
+
+@pytest.mark.parametrize("failing", [False, True], ids=["initializer", "failing-initializer"])
+def test_no_reference_cycle_survives_shutdown(make_pool, failing):
+    """As tornado's circlerefs test and CPython's
+    FailingInitializerResourcesTest check: after shutdown() and ``del``, the
+    pool -- its initargs included -- is freed at once, not by the cyclic GC."""
+    import weakref
+    ctx = multiprocessing.get_context(make_pool.method)
+    initializer = failing_initializer_with if failing else set_init_value
+    gc.collect()
+    gc.disable()
+    try:
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        queue = ctx.Queue()
+        queue_freed = weakref.ref(queue)
+        pool = make_pool.cf.ProcessPoolExecutor(2, mp_context=ctx, initializer=initializer,
+                                                initargs=(queue,))
+        del queue
+        future = pool.submit(square, 3)
+        if failing:
+            with pytest.raises(make_pool.cf.process.BrokenProcessPool):
+                future.result(timeout=TIMEOUT)
+        else:
+            assert future.result(timeout=TIMEOUT) == 9
+            assert list(pool.map(square, range(20), chunksize=4, timeout=TIMEOUT)) == [
+                i * i for i in range(20)]
+            assert len(pool.submit(make_bytes, 1 << 20).result(timeout=TIMEOUT)) == 1 << 20
+        del future
+        pool.shutdown(wait=True)
+        del pool
+        assert queue_freed() is None, "initargs kept alive by a reference cycle"
+        gc.collect()
+        assert _our_garbage(gc.garbage) == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
 
 
 @pytest.mark.parametrize("impl", IMPLS)

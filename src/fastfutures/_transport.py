@@ -118,41 +118,53 @@ def _refresh_dispatch_table():
         _known_reducers = len(extra)
 
 
+class _OutOfBand:
+    """The pickler's buffer_callback: keeps large buffers out of band.  A
+    separate object, so that the pickler holding it and the ReusablePickler
+    holding both form no reference cycle."""
+
+    __slots__ = ("buffers",)
+
+    def __init__(self):
+        self.buffers = None
+
+    def __call__(self, pickle_buffer):
+        raw = pickle_buffer.raw()
+        if raw.nbytes < OOB_THRESHOLD:
+            return True         # in band
+        if self.buffers is None:
+            self.buffers = []
+        self.buffers.append(raw)
+        return False
+
+
 class ReusablePickler:
     """A pickler kept for many dumps (building one costs more than a small
     dump).  Not thread-safe: each user takes one from a pool."""
 
-    __slots__ = ("_file", "_pickler", "_buffers", "_table")
+    __slots__ = ("_file", "_pickler", "_out_of_band", "_table")
 
     def __init__(self):
         if len(ForkingPickler._extra_reducers) != _known_reducers:
             _refresh_dispatch_table()
         self._file = io.BytesIO()
-        self._buffers = None
+        self._out_of_band = _OutOfBand()
         self._table = _Pickler.dispatch_table
-        self._pickler = _Pickler(self._file, 5, buffer_callback=self._buffer_callback)
-
-    def _buffer_callback(self, pickle_buffer):
-        raw = pickle_buffer.raw()
-        if raw.nbytes < OOB_THRESHOLD:
-            return True         # in band
-        if self._buffers is None:
-            self._buffers = []
-        self._buffers.append(raw)
-        return False
+        self._pickler = _Pickler(self._file, 5, buffer_callback=self._out_of_band)
 
     def dumps(self, obj):
         """``(payload, buffers)`` as dumps(); buffers is None when there are none."""
         file = self._file
+        out_of_band = self._out_of_band
         file.seek(0)
         file.truncate()
         self._pickler.clear_memo()
-        self._buffers = None
+        out_of_band.buffers = None
         try:
             self._pickler.dump(obj)
-            return file.getvalue(), self._buffers
+            return file.getvalue(), out_of_band.buffers
         finally:
-            self._buffers = None
+            out_of_band.buffers = None
             self._pickler.clear_memo()      # drop references to obj's parts
 
     def reusable(self):

@@ -101,7 +101,9 @@ def _python_exit():
     _global_shutdown = True
     threads = list(_result_threads)
     for thread in threads:
-        thread.core.wake()
+        core = thread.core
+        if core is not None:
+            core.wake()
     for thread in threads:
         thread.join()
 
@@ -288,6 +290,10 @@ class _ResultThread(threading.Thread):
         finally:
             core.forget_fds()
             core.close_wake_pipe()
+            # The core keeps this thread (shutdown() joins it): without this
+            # reference the two form no cycle, and the pool (its initargs
+            # included) is freed as soon as the executor is dropped.
+            self.core = None
 
     def _shutting_down(self):
         core = self.core
