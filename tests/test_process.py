@@ -69,6 +69,22 @@ def exit_abruptly(delay=0.0):
     os._exit(3)
 
 
+def wait_for_file(path, timeout=TIMEOUT):
+    """A call that runs until the test creates ``path`` (a gate, not a timer)."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(path)
+        time.sleep(0.002)
+    return "opened"
+
+
+def touch(directory, name):
+    """A call whose running leaves a trace: the file ``directory/name``."""
+    open(os.path.join(directory, str(name)), "w").close()
+    return name
+
+
 def make_bytes(n):
     return b"x" * n
 
@@ -185,8 +201,7 @@ def test_types(shared_pool):
     assert isinstance(shared_pool, concurrent.futures.ProcessPoolExecutor)
     future = shared_pool.submit(square, 2)
     assert isinstance(future, concurrent.futures.Future)
-    if shared_pool.cf is not concurrent.futures:
-        assert type(future) is shared_pool.cf.Future
+    assert isinstance(future, shared_pool.cf.Future)
     future.result(timeout=TIMEOUT)
 
 
@@ -338,6 +353,70 @@ def test_running_future_cannot_be_cancelled(make_pool):
     assert queued[-1].cancelled()
     assert running.result(timeout=TIMEOUT) == "done"
     assert queued[0].result(timeout=TIMEOUT) == 0
+
+
+@pytest.mark.stdlib_differs(reason="the stdlib marks the calls in its call queue RUNNING "
+                                   "ahead of time: cancel() fails for them")
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_every_call_not_started_can_be_cancelled(ff, method, tmp_path):
+    """Calls handed to a worker's ring ahead of time stay cancellable until
+    the worker claims one; a cancelled call never runs."""
+    pool = ff.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method))
+    try:
+        gate = str(tmp_path / "gate")
+        running = pool.submit(wait_for_file, gate)
+        assert wait_until(running.running)
+        queued = [pool.submit(touch, str(tmp_path), i) for i in range(20)]
+        big = [pool.submit(key_and_size, i, b"z" * (1 << 20)) for i in range(3)]
+        assert not any(f.running() for f in queued + big)
+        assert all(f.cancel() for f in queued + big)
+        assert all(f.cancelled() and not f.running() for f in queued + big)
+        assert not running.cancel()
+        assert running.running() and not running.cancelled()
+        open(gate, "w").close()
+        assert running.result(timeout=TIMEOUT) == "opened"
+        # Runs after the cancelled calls' records: by now the worker skipped them.
+        assert pool.submit(touch, str(tmp_path), "after").result(timeout=TIMEOUT) == "after"
+        assert sorted(os.listdir(tmp_path)) == ["after", "gate"]
+        done, not_done = ff.wait(queued + big, timeout=TIMEOUT)
+        assert not not_done
+        # The worker takes new work as before.
+        assert list(pool.map(square, range(30), timeout=TIMEOUT)) == [i * i for i in range(30)]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+@pytest.mark.parametrize("impl", IMPLS)
+def test_shutdown_cancel_futures_cancels_queued_calls(impl, method):
+    """CPython's test_shutdown...test_cancel_futures: with few workers and
+    50 queued calls, shutdown(cancel_futures=True) cancels most of them and
+    every other one finishes."""
+    cf = _module(impl)
+    pool = cf.ProcessPoolExecutor(5, mp_context=multiprocessing.get_context(method))
+    fs = [pool.submit(time.sleep, .1) for _ in range(50)]
+    pool.shutdown(cancel_futures=True)
+    cancelled = [f for f in fs if f.cancelled()]
+    assert len(cancelled) > 20
+    others = [f for f in fs if not f.cancelled()]
+    for f in others:
+        assert f.done()
+        assert f.exception() is None
+
+
+@pytest.mark.stdlib_differs(reason="the stdlib cannot cancel the calls in its call queue")
+def test_shutdown_cancel_futures_cancels_calls_in_rings(ff, tmp_path):
+    pool = ff.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
+    gate = str(tmp_path / "gate")
+    running = [pool.submit(wait_for_file, gate) for _ in range(2)]
+    assert wait_until(lambda: all(f.running() for f in running))
+    queued = [pool.submit(touch, str(tmp_path), i) for i in range(12)]
+    pool.shutdown(wait=False, cancel_futures=True)
+    assert wait_until(lambda: all(f.cancelled() for f in queued))
+    open(gate, "w").close()
+    pool.shutdown(wait=True)
+    assert [f.result(timeout=0) for f in running] == ["opened"] * 2
+    assert sorted(os.listdir(tmp_path)) == ["gate"]
 
 
 # -- constructor ----------------------------------------------------------------

@@ -346,8 +346,9 @@ class _ResultThread(threading.Thread):
         with core.lock:
             core.shutting_down = True
             if core.cancel_queued:
-                cancelled = core.take_unstarted()
+                cancelled = core.unstarted_futures()
                 core.cancel_queued = False
+        # Calls in the workers' rings too: those not claimed yet are skipped.
         for future in cancelled:
             future.cancel()
         with core.lock:
@@ -373,9 +374,7 @@ class _ResultThread(threading.Thread):
                 executor._broken = _BROKEN_MESSAGE
                 executor._shutdown_thread = True
             executor = None
-            futures = list(core.tasks.values()) + core.queued_futures()
-            core.tasks.clear()
-            core.queue.clear()
+            futures = core.take_all_futures()
             workers = core.take_workers()
         error = BrokenProcessPool(_FUTURE_BROKEN_MESSAGE)
         if cause is not None:
