@@ -193,3 +193,10 @@ def test_as_completed_drops_each_future_it_yields(cf, kind):
         if unfinished:
             unfinished[0].set_result("next")
         del unfinished
+
+
+def test_process_map_returns_a_generator(cf):
+    with cf.ProcessPoolExecutor(2) as ex:
+        results = ex.map(abs, [-1, -2, -3], chunksize=2)
+        assert inspect.isgenerator(results)
+        assert list(results) == [1, 2, 3]

@@ -9,11 +9,15 @@
 # registry; ~2 minutes the first time, then reused).  Inside it, this
 # checkout (mounted at /src) is installed with its `test` extra into a fresh
 # venv, exactly as README's test command does, and both suites run.
+#
+# FF_PY314_ROOT: where the Debian root lives (default /srv/py314).  Two
+# checkouts must not share one at the same time: each run mounts its own
+# checkout at /src.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 args="${*:-}"
-tools/py314-chroot --run "
+tools/py314-chroot "${FF_PY314_ROOT:-/srv/py314}" --run "
 set -euo pipefail
 cd /src
 rm -rf /opt/ff314 && python3.14 -m venv /opt/ff314

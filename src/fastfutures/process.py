@@ -57,7 +57,7 @@ from functools import partial
 from traceback import format_exception
 
 from . import _shm_platform
-from ._base import HAS_BUFFERSIZE, Executor, check_buffersize
+from ._base import HAS_BUFFERSIZE, Executor, check_buffersize, map_results
 from ._future import results_in_order
 
 __all__ = ["ProcessPoolExecutor", "BrokenProcessPool"]
@@ -477,6 +477,10 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         core = self._core
         return core.result_thread if core is not None else None
 
+    # The stdlib's name for the thread that completes futures: code that
+    # joins it after shutdown(wait=False) (CPython's own tests do) joins ours.
+    _executor_manager_thread = _result_thread
+
     def submit(self, fn, /, *args, **kwargs):
         return self._core.submit(fn, args, kwargs)
     submit.__doc__ = _stdlib_base.Executor.submit.__doc__
@@ -507,7 +511,7 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         submit_chunk = self._core.submit_chunk
         while chunk := list(islice(items, chunksize)):
             futures.append(submit_chunk(fn, chunk, star))
-        return _process_core.ChunkedResults(results)
+        return map_results(_process_core.ChunkedResults(results))
 
     if HAS_BUFFERSIZE:
         def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
