@@ -24,17 +24,27 @@ def square(x):
 
 # -- tqdm ---------------------------------------------------------------------
 
-@pytest.fixture
-def tqdm_recorder():
-    tqdm_concurrent = pytest.importorskip("tqdm.contrib.concurrent")
-
+try:
+    import tqdm.contrib.concurrent as tqdm_concurrent
+except ImportError:
+    tqdm_concurrent = None
+else:
     class Recorder(tqdm_concurrent.tqdm_auto):
+        """A bar that records its updates.  At module level: process_map()
+        sends its set_lock to the workers as their initializer (pickled
+        with spawn and forkserver)."""
         updates = []
 
         def update(self, n=1):
             Recorder.updates.append(n)
             return super().update(n)
 
+
+@pytest.fixture
+def tqdm_recorder():
+    if tqdm_concurrent is None:
+        pytest.skip("tqdm is not installed")
+    Recorder.updates = []
     return tqdm_concurrent, Recorder
 
 

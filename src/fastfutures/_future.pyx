@@ -219,6 +219,11 @@ cdef class Waiter:
                 with nogil:
                     status = PyThread_acquire_lock_timed(self._lock, micros, 1)
             if status == PY_LOCK_ACQUIRED:
+                # A signal that arrived while we slept is handled here, as in
+                # the stdlib (whose next bytecode in result()/wait() runs the
+                # handler): Ctrl-C raises from the waiting call, also when
+                # the future completed in the same instant.
+                PyErr_CheckSignals()
                 return 1
             if status == PY_LOCK_INTR:
                 PyErr_CheckSignals()    # raises KeyboardInterrupt & co.
