@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import concurrent.futures.process
 import gc
+import inspect
 import json
 import multiprocessing
 import os
@@ -299,6 +300,13 @@ def test_map_order(shared_executor, chunksize):
     assert list(shared_executor.map(add, range(10), range(100, 105), chunksize=chunksize)) == [
         i + 100 + i for i in range(5)]
     assert list(shared_executor.map(square, [], chunksize=chunksize)) == []
+
+
+def test_map_returns_a_generator(shared_executor):
+    # As the stdlib's map() does (code checks for one).
+    results = shared_executor.map(square, range(3), chunksize=2)
+    assert inspect.isgenerator(results)
+    assert list(results) == [0, 1, 4]
 
 
 def test_map_chunksize_validation(shared_executor):

@@ -63,7 +63,7 @@ except ImportError as exc:      # the optional extra: pip install "fastfutures[d
         "fastfutures.distributed needs dask.distributed: "
         "pip install \"fastfutures[dask]\"") from exc
 
-from ._base import Executor, buffered_map, take_buffersize
+from ._base import Executor, buffered_map, map_results, take_buffersize
 from ._future import Future, results_in_order
 from ._process_core import ChunkedResults
 
@@ -485,13 +485,14 @@ class DaskExecutor(Executor):
         run_chunk = partial(_call_chunk, fn, star)
         if buffersize is not None:
             # Chunks go through self.submit(), buffersize of them at a time.
-            return ChunkedResults(buffered_map(self, run_chunk, (chunks,), timeout, buffersize))
+            return map_results(ChunkedResults(
+                buffered_map(self, run_chunk, (chunks,), timeout, buffersize)))
         futures = []
         results = results_in_order(futures, timeout)   # the deadline starts now
         submit = self._completer.submit
         name = funcname(fn)
         futures.extend(submit(name, run_chunk, (chunk,), {}) for chunk in chunks)
-        return ChunkedResults(results)
+        return map_results(ChunkedResults(results))
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         self._completer.shutdown(cancel_futures)
