@@ -1,0 +1,176 @@
+# cython: language_level=3
+"""Completing asyncio futures from fastfutures futures, in batches.
+
+asyncio chains a concurrent future to an asyncio future with a done-callback
+that calls ``loop.call_soon_threadsafe`` once per completion: a lock, a
+handle and a self-pipe write (a loop wake-up) for every call.  Here each loop
+has one ``LoopBridge``: a completing thread appends the chain's ``Link`` to
+the bridge's queue, and only the completion that finds the queue without a
+drain scheduled wakes the loop.  The drain runs on the loop thread and
+completes every queued asyncio future, so asyncio futures are only ever
+touched by their loop's thread.  A closed loop is never called.
+
+What is delivered is exactly what ``asyncio.futures._chain_future`` would
+deliver: results directly, everything else (exceptions, cancellation, the
+conversion of concurrent.futures' exception classes) through asyncio's own
+``_copy_future_state``; cancelling the asyncio future cancels the source.
+"""
+import asyncio
+from asyncio import futures as asyncio_futures
+
+from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
+from ._future cimport FutureCore, ST_FINISHED
+
+cdef object copy_future_state = asyncio_futures._copy_future_state
+cdef object is_asyncio_future = asyncio_futures.isfuture
+cdef object AsyncioFuture = asyncio_futures.Future      # the C future where there is one
+
+# How often (in queued completions) a completing thread looks whether the
+# loop was closed while a drain was already scheduled (close() drops that
+# drain: the queue would otherwise grow until the loop is collected).
+cdef Py_ssize_t CLOSED_CHECK_INTERVAL = 1024
+
+
+cdef class LoopBridge:
+    """One loop's queue of completed links, drained on the loop's thread."""
+
+    cdef object loop
+    cdef object call_soon_threadsafe
+    cdef object drain_handle_callback   # self.drain, bound once
+    cdef list pending                   # Links whose source is done, oldest first
+    cdef bint drain_scheduled
+    cdef bint loop_closed               # nothing is delivered any more
+    cdef public Py_ssize_t wake_ups     # loop wake-ups requested (tests, benchmarks)
+
+    def __cinit__(self, loop):
+        self.loop = loop
+        self.call_soon_threadsafe = loop.call_soon_threadsafe
+        self.drain_handle_callback = self.drain
+        self.pending = []
+
+    cdef int enqueue(self, Link link) except -1:
+        """Called in the completing thread (any thread, GIL held)."""
+        if self.loop_closed:
+            return 0
+        # No Python code between reading drain_scheduled and appending: the
+        # drain swaps the queue and clears the flag in one step too.
+        self.pending.append(link)
+        if self.drain_scheduled:
+            if PyList_GET_SIZE(self.pending) % CLOSED_CHECK_INTERVAL == 0:
+                self.forget_if_closed()
+            return 0
+        self.drain_scheduled = True
+        if self.forget_if_closed():
+            return 0
+        try:
+            self.call_soon_threadsafe(self.drain_handle_callback)
+        except BaseException:
+            # Closed meanwhile (RuntimeError), or interrupted: let the next
+            # completion try again rather than leave the queue without a drain.
+            if not self.forget_if_closed():
+                self.drain_scheduled = False
+                raise
+        return 0
+
+    cdef bint forget_if_closed(self) except -1:
+        if not self.loop.is_closed():
+            return False
+        self.loop_closed = True
+        self.pending = []
+        return True
+
+    def drain(self):
+        """Deliver every queued completion (a loop callback)."""
+        cdef list fresh = []            # allocated first: may let other threads in
+        cdef list batch = self.pending
+        cdef Py_ssize_t n, i = 0
+        self.pending = fresh
+        self.drain_scheduled = False
+        self.wake_ups += 1
+        n = PyList_GET_SIZE(batch)
+        try:
+            while i < n:
+                (<Link>PyList_GET_ITEM(batch, i)).deliver()
+                i += 1
+        finally:
+            if i < n:
+                # A BaseException (KeyboardInterrupt, SystemExit) escapes:
+                # the rest, from the link it interrupted on, waits for the
+                # next drain (deliver() skips a destination already done).
+                self.requeue(batch[i:])
+
+    cdef int requeue(self, list links) except -1:
+        self.pending = links + self.pending
+        if not self.drain_scheduled and not self.loop_closed:
+            self.drain_scheduled = True
+            self.loop.call_soon(self.drain_handle_callback)
+        return 0
+
+
+cdef class Link:
+    """One chain, source -> destination; the done-callback of both."""
+
+    cdef LoopBridge bridge
+    cdef FutureCore source
+    cdef object destination
+
+    def __cinit__(self, LoopBridge bridge, FutureCore source, destination):
+        self.bridge = bridge
+        self.source = source
+        self.destination = destination
+
+    def __call__(self, future):
+        if future is self.destination:
+            # The asyncio future is done first: it was cancelled (on the
+            # loop thread, as asyncio's _call_check_cancel).
+            if future.cancelled():
+                self.source.cancel()
+        else:
+            self.bridge.enqueue(self)
+
+    cdef int deliver(self) except -1:
+        """On the loop thread: copy the source's outcome to the destination."""
+        cdef object destination = self.destination
+        cdef FutureCore source = self.source
+        try:
+            if destination.done():
+                return 0        # cancelled meanwhile; its callback cancels the source
+            # Done now, so this link's cancellation check would be a no-op
+            # handle: drop it.
+            destination.remove_done_callback(self)
+            if source._state == ST_FINISHED and source._exception_value is None:
+                destination.set_result(source._result_value)
+            else:
+                copy_future_state(source, destination)
+        except Exception as exc:
+            self.bridge.loop.call_exception_handler({
+                "message": "Exception while completing an asyncio future"
+                           " from its fastfutures future",
+                "exception": exc,
+                "future": destination,
+            })
+        return 0
+
+
+cdef object bridge_of(object loop):
+    bridge = getattr(loop, "_fastfutures_bridge", None)
+    if bridge is None:
+        bridge = LoopBridge(loop)
+        loop._fastfutures_bridge = bridge
+    return bridge
+
+
+cdef object original_chain_future = asyncio_futures._chain_future
+
+
+def chain_future(source, destination):
+    """``asyncio.futures._chain_future`` through the bridge when the source is
+    a fastfutures future and the destination an asyncio future; asyncio's
+    own for anything else (run_coroutine_threadsafe, stdlib futures)."""
+    cdef Link link
+    if not isinstance(source, FutureCore) or not (
+            type(destination) is AsyncioFuture or is_asyncio_future(destination)):
+        return original_chain_future(source, destination)
+    link = Link(bridge_of(destination.get_loop()), <FutureCore>source, destination)
+    destination.add_done_callback(link)
+    source.add_done_callback(link)
