@@ -19,7 +19,7 @@ import asyncio
 from asyncio import futures as asyncio_futures
 
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
-from ._future cimport FutureCore, ST_FINISHED
+from ._future cimport FutureCore, ST_FINISHED, spin_then_hand_off, ff_store_release
 
 cdef object copy_future_state = asyncio_futures._copy_future_state
 cdef object is_asyncio_future = asyncio_futures.isfuture
@@ -38,7 +38,10 @@ cdef class LoopBridge:
     cdef object call_soon_threadsafe
     cdef object drain_handle_callback   # self.drain, bound once
     cdef list pending                   # Links whose source is done, oldest first
-    cdef bint drain_scheduled
+    cdef int drain_scheduled            # an int: a spinning loop thread reads it without the GIL
+    cdef Py_ssize_t outstanding         # chained links not yet delivered (loop thread only)
+    cdef bint loop_spinning             # the loop thread spins in select(), GIL released
+    cdef bint handed_off                # ... and a completion asked it to drain: no pipe write
     cdef bint loop_closed               # nothing is delivered any more
     cdef public Py_ssize_t wake_ups     # loop wake-ups requested (tests, benchmarks)
 
@@ -59,7 +62,13 @@ cdef class LoopBridge:
             if PyList_GET_SIZE(self.pending) % CLOSED_CHECK_INTERVAL == 0:
                 self.forget_if_closed()
             return 0
-        self.drain_scheduled = True
+        if self.loop_spinning:
+            # The loop thread sees the flag and schedules the drain itself
+            # (it clears loop_spinning under the GIL we hold: no race).
+            self.handed_off = True
+            ff_store_release(&self.drain_scheduled, 1)
+            return 0
+        ff_store_release(&self.drain_scheduled, 1)
         if self.forget_if_closed():
             return 0
         try:
@@ -88,6 +97,7 @@ cdef class LoopBridge:
         self.drain_scheduled = False
         self.wake_ups += 1
         n = PyList_GET_SIZE(batch)
+        self.outstanding -= n
         try:
             while i < n:
                 (<Link>PyList_GET_ITEM(batch, i)).deliver()
@@ -100,6 +110,7 @@ cdef class LoopBridge:
                 self.requeue(batch[i:])
 
     cdef int requeue(self, list links) except -1:
+        self.outstanding += PyList_GET_SIZE(links)
         self.pending = links + self.pending
         if not self.drain_scheduled and not self.loop_closed:
             self.drain_scheduled = True
@@ -171,6 +182,52 @@ def chain_future(source, destination):
     if not isinstance(source, FutureCore) or not (
             type(destination) is AsyncioFuture or is_asyncio_future(destination)):
         return original_chain_future(source, destination)
-    link = Link(bridge_of(destination.get_loop()), <FutureCore>source, destination)
+    cdef LoopBridge bridge = bridge_of(destination.get_loop())
+    link = Link(bridge, <FutureCore>source, destination)
+    bridge.outstanding += 1
     destination.add_done_callback(link)
     source.add_done_callback(link)
+
+
+cdef class SpinningSelect:
+    """A selector's ``select`` that, while offloaded calls are outstanding,
+    first spins (GIL released) for a completion before the loop blocks."""
+
+    cdef object select
+    cdef LoopBridge bridge
+    cdef public int spin_rounds
+
+    def __cinit__(self, select, LoopBridge bridge, int spin_rounds=2000):
+        self.select = select
+        self.bridge = bridge
+        self.spin_rounds = spin_rounds
+
+    def __call__(self, timeout=None):
+        cdef LoopBridge bridge = self.bridge
+        if bridge.outstanding > 0 and not bridge.drain_scheduled and timeout != 0 \
+                and self.spin_rounds > 0:
+            bridge.loop_spinning = True
+            with nogil:
+                spin_then_hand_off(&bridge.drain_scheduled, 1, self.spin_rounds)
+            bridge.loop_spinning = False
+            if bridge.handed_off:
+                bridge.handed_off = False
+                bridge.loop.call_soon(bridge.drain_handle_callback)
+                timeout = 0
+            elif bridge.drain_scheduled:
+                timeout = 0
+        return self.select(timeout)
+
+
+def spin_before_select(loop, int spin_rounds=2000):
+    """Make a selector-based loop (asyncio's own) spin before it blocks while
+    calls are outstanding: a completion then reaches it without a self-pipe
+    write and without waking a sleeping thread.  Returns False for a loop
+    without a selector (uvloop: libuv's poll cannot be wrapped)."""
+    selector = getattr(loop, "_selector", None)
+    select = getattr(selector, "select", None)
+    if select is None:
+        return False
+    if type(select) is not SpinningSelect:
+        selector.select = SpinningSelect(select, bridge_of(loop), spin_rounds)
+    return True

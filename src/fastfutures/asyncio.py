@@ -74,6 +74,8 @@ def install(loop=None, executor=None):
         executor = ThreadPoolExecutor(thread_name_prefix="asyncio")
     loop.set_default_executor(executor)
     _engage()
+    if _asyncio_bridge is not None:
+        _asyncio_bridge.spin_before_select(loop)
     return executor
 
 
