@@ -25,12 +25,6 @@ cdef object copy_future_state = asyncio_futures._copy_future_state
 cdef object is_asyncio_future = asyncio_futures.isfuture
 cdef object AsyncioFuture = asyncio_futures.Future      # the C future where there is one
 
-# How often (in queued completions) a completing thread looks whether the
-# loop was closed while a drain was already scheduled (close() drops that
-# drain: the queue would otherwise grow until the loop is collected).
-cdef Py_ssize_t CLOSED_CHECK_INTERVAL = 1024
-
-
 cdef class LoopBridge:
     """One loop's queue of completed links, drained on the loop's thread."""
 
@@ -59,7 +53,10 @@ cdef class LoopBridge:
         # drain swaps the queue and clears the flag in one step too.
         self.pending.append(link)
         if self.drain_scheduled:
-            if PyList_GET_SIZE(self.pending) % CLOSED_CHECK_INTERVAL == 0:
+            # close() drops a scheduled drain: without this look the queue
+            # would grow until the loop is collected.  (asyncio's chaining
+            # calls is_closed() once per completion too.)
+            if not self.loop_spinning:
                 self.forget_if_closed()
             return 0
         if self.loop_spinning:
