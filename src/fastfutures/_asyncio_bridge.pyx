@@ -19,7 +19,7 @@ import asyncio
 from asyncio import futures as asyncio_futures
 
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
-from ._future cimport FutureCore, ST_FINISHED, spin_then_hand_off, ff_store_release
+from ._future cimport FutureCore, ST_FINISHED, spin_then_hand_off, ff_store_release, ff_monotonic
 
 cdef object copy_future_state = asyncio_futures._copy_future_state
 cdef object is_asyncio_future = asyncio_futures.isfuture
@@ -186,26 +186,37 @@ def chain_future(source, destination):
     source.add_done_callback(link)
 
 
+# How long a loop spins for a completion before it blocks in select().  About
+# three times a to_thread() round trip on a small machine: long enough to
+# catch the next completion of a steady stream, short enough that the I/O
+# events that the spin delays (select() is not polled meanwhile) do not notice.
+DEFAULT_SPIN_SECONDS = 50e-6
+
+
 cdef class SpinningSelect:
     """A selector's ``select`` that, while offloaded calls are outstanding,
     first spins (GIL released) for a completion before the loop blocks."""
 
     cdef object select
     cdef LoopBridge bridge
-    cdef public int spin_rounds
+    cdef public double spin_seconds
 
-    def __cinit__(self, select, LoopBridge bridge, int spin_rounds=2000):
+    def __cinit__(self, select, LoopBridge bridge, double spin_seconds):
         self.select = select
         self.bridge = bridge
-        self.spin_rounds = spin_rounds
+        self.spin_seconds = spin_seconds
 
     def __call__(self, timeout=None):
         cdef LoopBridge bridge = self.bridge
+        cdef double deadline
         if bridge.outstanding > 0 and not bridge.drain_scheduled and timeout != 0 \
-                and self.spin_rounds > 0:
+                and self.spin_seconds > 0:
             bridge.loop_spinning = True
             with nogil:
-                spin_then_hand_off(&bridge.drain_scheduled, 1, self.spin_rounds)
+                deadline = ff_monotonic() + self.spin_seconds
+                while spin_then_hand_off(&bridge.drain_scheduled, 1, 64) == 0 \
+                        and ff_monotonic() < deadline:
+                    pass
             bridge.loop_spinning = False
             if bridge.handed_off:
                 bridge.handed_off = False
@@ -216,7 +227,7 @@ cdef class SpinningSelect:
         return self.select(timeout)
 
 
-def spin_before_select(loop, int spin_rounds=2000):
+def spin_before_select(loop, double spin_seconds=DEFAULT_SPIN_SECONDS):
     """Make a selector-based loop (asyncio's own) spin before it blocks while
     calls are outstanding: a completion then reaches it without a self-pipe
     write and without waking a sleeping thread.  Returns False for a loop
@@ -226,5 +237,5 @@ def spin_before_select(loop, int spin_rounds=2000):
     if select is None:
         return False
     if type(select) is not SpinningSelect:
-        selector.select = SpinningSelect(select, bridge_of(loop), spin_rounds)
+        selector.select = SpinningSelect(select, bridge_of(loop), spin_seconds)
     return True
