@@ -532,3 +532,38 @@ def test_stress_many_loops(new_loop, setup, cf):
 @pytest.mark.timeout(3600)
 def test_stress_many_loops_full_size(new_loop, setup, cf):
     _stress(new_loop, setup, cf, loops=8, offloads=100_000)
+
+
+# -- fastfutures.asyncio's own API (no stdlib twin) ---------------------------------------
+
+def test_install_and_uninstall_replace_and_restore_asyncios_functions():
+    originals = (asyncio.futures._chain_future, asyncio.futures.wrap_future, asyncio.wrap_future)
+    loop = asyncio.new_event_loop()
+    try:
+        executor = ffasyncio.install(loop)
+        assert loop.run_until_complete(loop.run_in_executor(None, pow, 2, 3)) == 8
+        assert ffasyncio.installed()
+        assert asyncio.futures._chain_future is not originals[0]
+        assert asyncio.wrap_future is asyncio.futures.wrap_future is not originals[1]
+
+        async def wrap_others():
+            stdlib_future = concurrent.futures.Future()
+            stdlib_future.set_result("stdlib")
+            asyncio_future = loop.create_future()
+            assert asyncio.wrap_future(asyncio_future) is asyncio_future
+            with pytest.raises(AssertionError):
+                asyncio.wrap_future("not a future")
+            fast_future = executor.submit(pow, 2, 4)
+            return await asyncio.wrap_future(stdlib_future), await asyncio.wrap_future(fast_future)
+        assert loop.run_until_complete(asyncio.wait_for(wrap_others(), TIMEOUT)) == ("stdlib", 16)
+    finally:
+        ffasyncio.uninstall()
+        loop.close()
+    assert not ffasyncio.installed()
+    assert (asyncio.futures._chain_future, asyncio.futures.wrap_future,
+            asyncio.wrap_future) == originals
+
+
+def test_install_without_a_running_loop():
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        ffasyncio.install()

@@ -168,22 +168,40 @@ cdef object bridge_of(object loop):
     return bridge
 
 
+cdef int link_futures(FutureCore source, object destination) except -1:
+    cdef LoopBridge bridge = bridge_of(destination.get_loop())
+    cdef Link link = Link(bridge, source, destination)
+    bridge.outstanding += 1
+    destination.add_done_callback(link)
+    source.add_done_callback(link)
+    return 0
+
+
 cdef object original_chain_future = asyncio_futures._chain_future
+cdef object original_wrap_future = asyncio_futures.wrap_future
 
 
 def chain_future(source, destination):
     """``asyncio.futures._chain_future`` through the bridge when the source is
     a fastfutures future and the destination an asyncio future; asyncio's
     own for anything else (run_coroutine_threadsafe, stdlib futures)."""
-    cdef Link link
     if not isinstance(source, FutureCore) or not (
             type(destination) is AsyncioFuture or is_asyncio_future(destination)):
         return original_chain_future(source, destination)
-    cdef LoopBridge bridge = bridge_of(destination.get_loop())
-    link = Link(bridge, <FutureCore>source, destination)
-    bridge.outstanding += 1
-    destination.add_done_callback(link)
-    source.add_done_callback(link)
+    link_futures(<FutureCore>source, destination)
+
+
+def wrap_future(future, *, loop=None):
+    """``asyncio.futures.wrap_future``: a fastfutures future given with its
+    loop (what ``loop.run_in_executor`` passes) goes straight to the bridge,
+    without asyncio's Python-level steps; anything else to asyncio's own
+    (which reaches the bridge through ``chain_future``)."""
+    cdef object destination
+    if loop is None or not isinstance(future, FutureCore):
+        return original_wrap_future(future, loop=loop)
+    destination = loop.create_future()
+    link_futures(<FutureCore>future, destination)
+    return destination
 
 
 # How long a loop spins for a completion before it blocks in select().  About

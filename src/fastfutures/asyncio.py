@@ -19,7 +19,9 @@ future -- ``loop.run_in_executor`` (stdlib loop and uvloop),
 the first call of this module's ``to_thread``/``run_in_executor``) replaces
 that function, process-wide, by the compiled bridge, which handles a
 fastfutures source with an asyncio destination and hands every other pair
-(stdlib futures, ``run_coroutine_threadsafe``) to asyncio's own.  The loop's
+(stdlib futures, ``run_coroutine_threadsafe``) to asyncio's own; and
+``asyncio.wrap_future`` by a compiled one that does the same without
+asyncio's Python-level steps when given a fastfutures future and its loop.  The loop's
 own ``run_in_executor`` still runs, so its checks and errors are unchanged.
 ``uninstall()`` restores asyncio's function.
 """
@@ -37,13 +39,23 @@ except (ImportError, AttributeError):   # an asyncio without the helpers it need
 
 __all__ = ["install", "uninstall", "installed", "to_thread", "run_in_executor"]
 
-_asyncio_chain_future = _asyncio_futures._chain_future
+# asyncio's own functions, and where the bridge puts its versions:
+# _chain_future is what every path reaches (uvloop holds on to wrap_future
+# from its import time); wrap_future, which loop.run_in_executor looks up on
+# asyncio.futures at each call, is replaced too to skip its Python steps.
+_ASYNCIO_FUNCTIONS = (
+    (_asyncio_futures, "_chain_future", _asyncio_futures._chain_future),
+    (_asyncio_futures, "wrap_future", _asyncio_futures.wrap_future),
+    (asyncio, "wrap_future", asyncio.wrap_future),
+)
 
 
 def _engage():
-    if _asyncio_bridge is not None \
-            and _asyncio_futures._chain_future is not _asyncio_bridge.chain_future:
-        _asyncio_futures._chain_future = _asyncio_bridge.chain_future
+    if _asyncio_bridge is None or installed():
+        return
+    for module, name, original in _ASYNCIO_FUNCTIONS:
+        if getattr(module, name) is original:
+            setattr(module, name, getattr(_asyncio_bridge, name.lstrip("_")))
 
 
 def installed():
@@ -56,7 +68,9 @@ def uninstall():
     """Give asyncio its own ``_chain_future`` back (futures already chained
     through the bridge still complete through it)."""
     if installed():
-        _asyncio_futures._chain_future = _asyncio_chain_future
+        for module, name, original in _ASYNCIO_FUNCTIONS:
+            if getattr(module, name) is getattr(_asyncio_bridge, name.lstrip("_")):
+                setattr(module, name, original)
 
 
 def install(loop=None, executor=None):
