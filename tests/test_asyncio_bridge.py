@@ -297,6 +297,25 @@ def test_non_callable_fails_like_asyncio(run):
     run(main)
 
 
+def test_debug_mode(new_loop, setup, loop_errors):
+    # asyncio's debug checks still run (the loop's own run_in_executor does
+    # them), and the bridge calls the loop only from its thread.
+    loop = new_loop()
+    setup(loop)
+    loop.set_debug(True)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        if not (uvloop is not None and isinstance(loop, uvloop.Loop)):
+            with pytest.raises(TypeError):
+                loop.run_in_executor(None, 42)
+        return await asyncio.gather(*[loop.run_in_executor(None, pow, 2, i) for i in range(50)])
+
+    assert loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT)) == [2 ** i for i in range(50)]
+    loop.close()
+    assert [r for r in loop_errors() if "Executing" not in r.getMessage()] == []
+
+
 def test_closed_loop_refuses_calls(new_loop, setup):
     loop = new_loop()
     setup(loop)
