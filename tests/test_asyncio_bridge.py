@@ -9,6 +9,7 @@ import concurrent.futures
 import contextvars
 import gc
 import logging
+import os
 import random
 import sys
 import threading
@@ -586,3 +587,20 @@ def test_install_and_uninstall_replace_and_restore_asyncios_functions():
 def test_install_without_a_running_loop():
     with pytest.raises(RuntimeError, match="no running event loop"):
         ffasyncio.install()
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+def test_ctrl_c_with_calls_in_flight(cf, loop_name):
+    # A real SIGINT, in a fresh interpreter: it lands wherever the loop thread
+    # is (inside the bridge's drain too).  The loop winds down as asyncio.run
+    # does, with nothing logged and no thread left blocked.
+    import subprocess
+    from conftest import load_test_script, src_path_of
+    script = load_test_script("asyncio_interrupt").__file__
+    env = dict(os.environ, PYTHONPATH=src_path_of(ffasyncio))
+    proc = subprocess.run([sys.executable, script, cf.__name__, loop_name],
+                          capture_output=True, text=True, timeout=TIMEOUT * 6, env=env)
+    assert proc.stdout == "interrupted\nclosed\n", proc.stderr
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line and not line.startswith(" ")]
+    assert errors == ["Traceback (most recent call last):", "KeyboardInterrupt"], proc.stderr
