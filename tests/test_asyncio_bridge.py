@@ -492,6 +492,32 @@ def test_a_burst_of_completions_wakes_the_loop_once(new_loop, setup, cf):
     loop.close()
 
 
+@pytest.mark.stdlib_differs
+def test_a_lost_drain_is_replaced(cf):
+    # KeyboardInterrupt can land between asyncio's loop taking a handle off
+    # its ready queue and running it.  asyncio then loses that one
+    # completion (its handle); the bridge would lose the drain of a whole
+    # batch and every later completion of the loop, so a loop set up with
+    # install() schedules a drain again when one stays pending too long.
+    loop = asyncio.new_event_loop()
+    try:
+        ffasyncio.install(loop, cf.ThreadPoolExecutor(2))
+
+        async def main():
+            sources = [cf.Future() for _ in range(10)]
+            wrapped = [asyncio.wrap_future(f) for f in sources]
+            for i, source in enumerate(sources):
+                source.set_result(i)
+            loop._ready.clear()         # the drain's handle, lost
+            more = await loop.run_in_executor(None, pow, 2, 10)
+            return await asyncio.gather(*wrapped), more
+
+        assert loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT)) == (list(range(10)), 1024)
+    finally:
+        ffasyncio.uninstall()
+        loop.close()
+
+
 # -- stress -----------------------------------------------------------------------------
 
 def _stress(new_loop, setup, cf, loops, offloads):

@@ -110,8 +110,12 @@ cdef class LoopBridge:
         self.outstanding += PyList_GET_SIZE(links)
         self.pending = links + self.pending
         if not self.drain_scheduled and not self.loop_closed:
-            self.drain_scheduled = True
-            self.loop.call_soon(self.drain_handle_callback)
+            self.schedule_from_loop_thread()
+        return 0
+
+    cdef int schedule_from_loop_thread(self) except -1:
+        self.drain_scheduled = True
+        self.loop.call_soon(self.drain_handle_callback)
         return 0
 
 
@@ -227,7 +231,16 @@ cdef class SpinningSelect:
     def __call__(self, timeout=None):
         cdef LoopBridge bridge = self.bridge
         cdef double deadline
-        if bridge.outstanding > 0 and not bridge.drain_scheduled and timeout != 0 \
+        if bridge.drain_scheduled and timeout != 0:
+            # The loop only blocks with an empty ready queue, so the drain
+            # is not in it: a KeyboardInterrupt landed between the loop
+            # taking its handle and running it (asyncio would lose that one
+            # completion; here the whole queue would wait).  Or a completing
+            # thread is between setting the flag and scheduling it: a second
+            # drain is harmless.
+            bridge.schedule_from_loop_thread()
+            timeout = 0
+        elif bridge.outstanding > 0 and not bridge.drain_scheduled and timeout != 0 \
                 and self.spin_seconds > 0:
             bridge.loop_spinning = True
             with nogil:
@@ -238,7 +251,7 @@ cdef class SpinningSelect:
             bridge.loop_spinning = False
             if bridge.handed_off:
                 bridge.handed_off = False
-                bridge.loop.call_soon(bridge.drain_handle_callback)
+                bridge.schedule_from_loop_thread()
                 timeout = 0
             elif bridge.drain_scheduled:
                 timeout = 0
