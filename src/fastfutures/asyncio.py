@@ -26,8 +26,6 @@ own ``run_in_executor`` still runs, so its checks and errors are unchanged.
 ``uninstall()`` restores asyncio's function.
 """
 import asyncio
-import contextvars
-import functools
 from asyncio import futures as _asyncio_futures
 
 from .thread import ThreadPoolExecutor
@@ -105,8 +103,6 @@ async def to_thread(func, /, *args, **kwargs):
     """``asyncio.to_thread(func, *args, **kwargs)`` through the bridge: runs
     ``func`` in the loop's default executor with a copy of the current
     context (contextvars)."""
-    loop = asyncio.get_running_loop()
+    asyncio.get_running_loop()      # asyncio's error, before anything changes
     _engage()
-    ctx = contextvars.copy_context()
-    func_call = functools.partial(ctx.run, func, *args, **kwargs)
-    return await loop.run_in_executor(None, func_call)
+    return await asyncio.to_thread(func, *args, **kwargs)
