@@ -19,11 +19,24 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
 import fastfutures
 import fastfutures.process
+
+from conftest import load_test_script
+
+resources = load_test_script("resources")
+
+
+def wait_until(predicate, timeout):
+    """Poll until ``predicate()`` returns a falsy value; return its last value."""
+    deadline = time.monotonic() + timeout
+    while (value := predicate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "scripts", "leak_scenario.py")
@@ -64,7 +77,13 @@ def run_scenario(module, scenario, rounds, batch, timeout):
         env={**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")},
     )
     assert proc.returncode == 0, f"scenario failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    helpers = [int(pid) for pid in report["helpers"]]
+    alive = wait_until(lambda: [pid for pid in helpers
+                                if resources.process_state(pid) not in (None, "Z")] or None,
+                       timeout=10)
+    assert not alive, f"multiprocessing helpers outlived their process: {report['helpers']}"
+    return report
 
 
 def check(report, bound):
@@ -76,6 +95,10 @@ def check(report, bound):
     assert growth <= bound, f"RSS grew by {growth / MiB:.2f} MiB after warm-up: {report}"
     assert report["threads_left"] == [], report
     assert report["children_left"] == [], report
+    # multiprocessing's forkserver and resource tracker (3.14's default
+    # start method uses both; the scenario starts them first): the same
+    # processes throughout, gone with the scenario's process (run_scenario).
+    assert report["helpers"] == report["helpers_before"], report
     assert report["fds_left"] == [], report
     assert report["shm_left"] == [], report
 

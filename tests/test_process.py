@@ -69,6 +69,22 @@ def exit_abruptly(delay=0.0):
     os._exit(3)
 
 
+def wait_for_file(path, timeout=TIMEOUT):
+    """A call that runs until the test creates ``path`` (a gate, not a timer)."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(path)
+        time.sleep(0.002)
+    return "opened"
+
+
+def touch(directory, name):
+    """A call whose running leaves a trace: the file ``directory/name``."""
+    open(os.path.join(directory, str(name)), "w").close()
+    return name
+
+
 def make_bytes(n):
     return b"x" * n
 
@@ -111,6 +127,10 @@ def get_init_value(_=None):
 
 
 def failing_initializer():
+    raise RuntimeError("initializer failed")
+
+
+def failing_initializer_with(_):
     raise RuntimeError("initializer failed")
 
 
@@ -181,8 +201,7 @@ def test_types(shared_pool):
     assert isinstance(shared_pool, concurrent.futures.ProcessPoolExecutor)
     future = shared_pool.submit(square, 2)
     assert isinstance(future, concurrent.futures.Future)
-    if shared_pool.cf is not concurrent.futures:
-        assert type(future) is shared_pool.cf.Future
+    assert isinstance(future, shared_pool.cf.Future)
     future.result(timeout=TIMEOUT)
 
 
@@ -219,6 +238,73 @@ def test_map_timeout(shared_pool):
     results = shared_pool.map(sleep_and_return, [2.0], timeout=0.05)
     with pytest.raises(shared_pool.cf.TimeoutError):
         list(results)
+
+
+def test_map_honours_submit_set_on_the_instance(make_pool):
+    """tqdm's process_map sets ``ex.submit = wrapper`` on the instance, then
+    calls ``ex.map()``: every chunk goes through that submit."""
+    pool = make_pool(2)
+    original = pool.submit
+    chunks = []
+
+    def counting_submit(fn, /, *args, **kwargs):
+        chunks.append(args)
+        return original(fn, *args, **kwargs)
+    pool.submit = counting_submit
+    try:
+        assert list(pool.map(square, range(10), chunksize=3, timeout=TIMEOUT)) == [
+            i * i for i in range(10)]
+        assert len(chunks) == 4
+        assert list(pool.map(add, [1, 2], [3, 4], timeout=TIMEOUT)) == [4, 6]
+        assert len(chunks) == 6
+    finally:
+        del pool.submit     # the wrapper and the pool form a cycle
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="buffersize is new in 3.14")
+def test_map_buffersize(shared_pool):
+    assert list(shared_pool.map(square, range(20), buffersize=3, timeout=TIMEOUT)) == [
+        i * i for i in range(20)]
+    assert list(shared_pool.map(add, range(20), range(20), chunksize=4, buffersize=2,
+                                timeout=TIMEOUT)) == [2 * i for i in range(20)]
+    assert list(shared_pool.map(square, [], buffersize=1)) == []
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="buffersize is new in 3.14")
+@pytest.mark.parametrize("bad, exc", [("2", TypeError), (2.0, TypeError),
+                                      (0, ValueError), (-1, ValueError)])
+def test_map_buffersize_validation(shared_pool, bad, exc):
+    with pytest.raises(exc, match="buffersize must be"):
+        shared_pool.map(square, range(3), buffersize=bad)
+    with pytest.raises(ValueError, match="chunksize must be >= 1."):
+        shared_pool.map(square, range(3), chunksize=0, buffersize=bad)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="buffersize is new in 3.14")
+def test_map_buffersize_bounds_the_chunks_in_flight(make_pool):
+    pool = make_pool(1)
+    original = pool.submit
+    chunks = []
+
+    def counting_submit(fn, /, *args, **kwargs):
+        chunks.append(args)
+        return original(fn, *args, **kwargs)
+    pool.submit = counting_submit
+    try:
+        results = pool.map(square, range(100), chunksize=5, buffersize=2, timeout=TIMEOUT)
+        assert len(chunks) == 2
+        assert next(results) == 0
+        assert len(chunks) == 3
+        assert list(results) == [i * i for i in range(1, 100)]
+        assert len(chunks) == 20
+    finally:
+        del pool.submit
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="3.14 accepts buffersize")
+def test_map_buffersize_rejected_before_314(shared_pool):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'buffersize'"):
+        shared_pool.map(square, range(3), buffersize=2)
 
 
 def test_large_values_round_trip(shared_pool):
@@ -269,6 +355,70 @@ def test_running_future_cannot_be_cancelled(make_pool):
     assert queued[0].result(timeout=TIMEOUT) == 0
 
 
+@pytest.mark.stdlib_differs(reason="the stdlib marks the calls in its call queue RUNNING "
+                                   "ahead of time: cancel() fails for them")
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_every_call_not_started_can_be_cancelled(ff, method, tmp_path):
+    """Calls handed to a worker's ring ahead of time stay cancellable until
+    the worker claims one; a cancelled call never runs."""
+    pool = ff.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(method))
+    try:
+        gate = str(tmp_path / "gate")
+        running = pool.submit(wait_for_file, gate)
+        assert wait_until(running.running)
+        queued = [pool.submit(touch, str(tmp_path), i) for i in range(20)]
+        big = [pool.submit(key_and_size, i, b"z" * (1 << 20)) for i in range(3)]
+        assert not any(f.running() for f in queued + big)
+        assert all(f.cancel() for f in queued + big)
+        assert all(f.cancelled() and not f.running() for f in queued + big)
+        assert not running.cancel()
+        assert running.running() and not running.cancelled()
+        open(gate, "w").close()
+        assert running.result(timeout=TIMEOUT) == "opened"
+        # Runs after the cancelled calls' records: by now the worker skipped them.
+        assert pool.submit(touch, str(tmp_path), "after").result(timeout=TIMEOUT) == "after"
+        assert sorted(os.listdir(tmp_path)) == ["after", "gate"]
+        done, not_done = ff.wait(queued + big, timeout=TIMEOUT)
+        assert not not_done
+        # The worker takes new work as before.
+        assert list(pool.map(square, range(30), timeout=TIMEOUT)) == [i * i for i in range(30)]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+@pytest.mark.parametrize("impl", IMPLS)
+def test_shutdown_cancel_futures_cancels_queued_calls(impl, method):
+    """CPython's test_shutdown...test_cancel_futures: with few workers and
+    50 queued calls, shutdown(cancel_futures=True) cancels most of them and
+    every other one finishes."""
+    cf = _module(impl)
+    pool = cf.ProcessPoolExecutor(5, mp_context=multiprocessing.get_context(method))
+    fs = [pool.submit(time.sleep, .1) for _ in range(50)]
+    pool.shutdown(cancel_futures=True)
+    cancelled = [f for f in fs if f.cancelled()]
+    assert len(cancelled) > 20
+    others = [f for f in fs if not f.cancelled()]
+    for f in others:
+        assert f.done()
+        assert f.exception() is None
+
+
+@pytest.mark.stdlib_differs(reason="the stdlib cannot cancel the calls in its call queue")
+def test_shutdown_cancel_futures_cancels_calls_in_rings(ff, tmp_path):
+    pool = ff.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
+    gate = str(tmp_path / "gate")
+    running = [pool.submit(wait_for_file, gate) for _ in range(2)]
+    assert wait_until(lambda: all(f.running() for f in running))
+    queued = [pool.submit(touch, str(tmp_path), i) for i in range(12)]
+    pool.shutdown(wait=False, cancel_futures=True)
+    assert wait_until(lambda: all(f.cancelled() for f in queued))
+    open(gate, "w").close()
+    pool.shutdown(wait=True)
+    assert [f.result(timeout=0) for f in running] == ["opened"] * 2
+    assert sorted(os.listdir(tmp_path)) == ["gate"]
+
+
 # -- constructor ----------------------------------------------------------------
 
 def _skip_stdlib_without_max_tasks(impl):
@@ -312,6 +462,52 @@ def test_failing_initializer_breaks_pool(make_pool, caplog):
     future = pool.submit(square, 2)
     with pytest.raises(cf.process.BrokenProcessPool):
         future.result(timeout=TIMEOUT)
+
+
+def _our_garbage(garbage):
+    """Objects of the pools' and multiprocessing's modules in ``garbage``."""
+    prefixes = ("fastfutures", "concurrent.futures", "multiprocessing")
+    return [repr(o)[:100] for o in garbage
+            if type(o).__module__.startswith(prefixes)]
+
+
+@pytest.mark.parametrize("failing", [False, True], ids=["initializer", "failing-initializer"])
+def test_no_reference_cycle_survives_shutdown(make_pool, failing):
+    """As tornado's circlerefs test and CPython's
+    FailingInitializerResourcesTest check: after shutdown() and ``del``, the
+    pool -- its initargs included -- is freed at once, not by the cyclic GC."""
+    import weakref
+    ctx = multiprocessing.get_context(make_pool.method)
+    initializer = failing_initializer_with if failing else set_init_value
+    gc.collect()
+    gc.disable()
+    try:
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        queue = ctx.Queue()
+        queue_freed = weakref.ref(queue)
+        pool = make_pool.cf.ProcessPoolExecutor(2, mp_context=ctx, initializer=initializer,
+                                                initargs=(queue,))
+        del queue
+        future = pool.submit(square, 3)
+        if failing:
+            with pytest.raises(make_pool.cf.process.BrokenProcessPool):
+                future.result(timeout=TIMEOUT)
+        else:
+            assert future.result(timeout=TIMEOUT) == 9
+            assert list(pool.map(square, range(20), chunksize=4, timeout=TIMEOUT)) == [
+                i * i for i in range(20)]
+            assert len(pool.submit(make_bytes, 1 << 20).result(timeout=TIMEOUT)) == 1 << 20
+        del future
+        pool.shutdown(wait=True)
+        del pool
+        assert queue_freed() is None, "initargs kept alive by a reference cycle"
+        gc.collect()
+        assert _our_garbage(gc.garbage) == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
 
 
 @pytest.mark.parametrize("impl", IMPLS)

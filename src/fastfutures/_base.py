@@ -1,7 +1,8 @@
 """Executor: the stdlib's abstract base, with the compiled map() iterator.
 
-Both pools (and user executors that subclass this) share results_in_order(),
-so map()'s ordering, deadline and cancel-on-close rules live in one place.
+Both pools (and user executors that subclass this) share results_in_order()
+and map_results(), so map()'s ordering, deadline and cancel-on-close rules
+live in one place.
 """
 import collections
 import concurrent.futures
@@ -62,6 +63,16 @@ def buffered_map(executor, fn, iterables, timeout, buffersize):
     return result_iterator()
 
 
+def map_results(results):
+    """map()'s iterator as a real generator, as the stdlib's map() returns.
+
+    Code checks for one (inspect.isgenerator, types.GeneratorType); the
+    compiled *results* iterator does the work, and closing the generator
+    (or dropping it part-way) closes it, cancelling the calls not consumed.
+    """
+    yield from results
+
+
 class Executor(concurrent.futures.Executor):
     """This is an abstract base class for concrete asynchronous executors."""
 
@@ -96,7 +107,7 @@ class Executor(concurrent.futures.Executor):
         futures = []
         results = results_in_order(futures, timeout)   # the deadline starts now
         futures.extend(self.submit(fn, *args) for args in zip(*iterables))
-        return results
+        return map_results(results)
 
 
 def take_buffersize(buffering):

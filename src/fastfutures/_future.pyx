@@ -219,6 +219,11 @@ cdef class Waiter:
                 with nogil:
                     status = PyThread_acquire_lock_timed(self._lock, micros, 1)
             if status == PY_LOCK_ACQUIRED:
+                # A signal that arrived while we slept is handled here, as in
+                # the stdlib (whose next bytecode in result()/wait() runs the
+                # handler): Ctrl-C raises from the waiting call, also when
+                # the future completed in the same instant.
+                PyErr_CheckSignals()
                 return 1
             if status == PY_LOCK_INTR:
                 PyErr_CheckSignals()    # raises KeyboardInterrupt & co.
@@ -406,7 +411,9 @@ cdef class FutureCore:
         return self._state >= ST_CANCELLED
 
     cdef object get_result(self):
-        if self._exception_value:
+        # `is not None`, not truth: an exception whose bool() is False is
+        # still raised (the stdlib swallows it before 3.14).
+        if self._exception_value is not None:
             raise self._exception_value
         return self._result_value
 
@@ -810,6 +817,9 @@ def as_completed(fs, timeout=None):
     cdef Waiter waiter = Waiter(W_AS_COMPLETED)
     cdef list finished = []
     cdef set pending
+    # The generator must hold no reference to a future it has yielded
+    # (bpo-14406): the locks hold conditions, not futures.
+    foreign = None
     if locks is not None:
         locks.acquire()
     try:
@@ -850,45 +860,74 @@ def as_completed(fs, timeout=None):
 
 
 def results_in_order(list fs, timeout):
-    """Executor.map()'s result iterator: results of *fs* in order.
+    """Executor.map()'s results: those of *fs* in order (see ResultsInOrder).
 
-    The deadline is fixed now (when map() is called); a result that times out
-    cancels its future; closing the iterator cancels the ones not yet
-    consumed.
+    The deadline is fixed now, when map() is called; *fs* may be filled
+    afterwards.
     """
-    return _results_in_order(fs, deadline_from_timeout(timeout))
+    return ResultsInOrder(fs, timeout)
 
 
-def _results_in_order(list fs, Deadline deadline):
-    cdef FutureCore core
-    fs.reverse()
-    try:
-        while fs:
-            f = fs.pop()
-            if is_core(f):
-                core = <FutureCore>f
-                if core._state != ST_FINISHED:
-                    core.wait_done(deadline)
-                if core._state == ST_FINISHED and not core._exception_value:
-                    # The common case, with no Python-level call at all
-                    # (cancel() of a finished future is a no-op).
-                    value = core._result_value
-                    core = None
-                    f = None
-                    yield value
-                    value = None
-                    continue
-                core = None
-            try:
-                if deadline.forever:
-                    value = f.result()
-                else:
-                    value = f.result(deadline.at - ff_monotonic())
-            finally:
-                f.cancel()
-                f = None
-            yield value
-            value = None
-    finally:
-        for f in fs:
+@cython.final
+cdef class ResultsInOrder:
+    """The results of a list of futures, in order: map()'s result iterator.
+
+    As the stdlib's generator: a result that times out cancels its future;
+    an error, or close(), cancels the futures not yet consumed.  Each future
+    and each result is dropped as it is handed out, so a consumer that lets
+    go of a result frees it (CPython bpo-14406).  _base.map_results() wraps
+    it in a real generator.
+    """
+    cdef list futures
+    cdef Py_ssize_t next_index
+    cdef Deadline deadline
+
+    def __cinit__(self, list fs, timeout):
+        self.futures = fs
+        self.deadline = deadline_from_timeout(timeout)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        cdef list fs = self.futures
+        cdef Py_ssize_t i = self.next_index
+        if i >= PyList_GET_SIZE(fs):
+            raise StopIteration
+        f = <object>PyList_GET_ITEM(fs, i)
+        fs[i] = None
+        self.next_index = i + 1
+        try:
+            return self.result_of(f)
+        except BaseException:
+            self.close()
+            raise
+
+    cdef object result_of(self, object f):
+        cdef FutureCore core
+        if is_core(f):
+            core = <FutureCore>f
+            if core._state != ST_FINISHED:
+                core.wait_done(self.deadline)
+            if core._state == ST_FINISHED and core._exception_value is None:
+                # The common case, with no Python-level call at all (cancel()
+                # of a finished future is a no-op).
+                return core._result_value
+        try:
+            if self.deadline.forever:
+                return f.result()
+            return f.result(self.deadline.at - ff_monotonic())
+        finally:
             f.cancel()
+
+    def close(self):
+        """Cancel the futures whose results were not consumed."""
+        cdef list fs = self.futures
+        cdef Py_ssize_t i = self.next_index
+        self.next_index = PyList_GET_SIZE(fs)
+        while i < PyList_GET_SIZE(fs):
+            f = <object>PyList_GET_ITEM(fs, i)
+            fs[i] = None
+            i += 1
+            if f is not None:
+                f.cancel()

@@ -21,10 +21,12 @@ from cpython.mem cimport PyMem_Realloc, PyMem_Free
 from cpython.list cimport PyList_GET_SIZE
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy
+from cpython.object cimport PyTypeObject
+from cpython.ref cimport PyObject
 
 from ._future cimport (FutureCore, new_future, note_gil_released, ff_monotonic, ff_yield,
-                       ST_RUNNING, ST_CANCELLED)
-from ._shm cimport (Ring, ffr_ctl, ffm_header, ffr_write3, ffr_peek, ffr_consume, ffr_writer_to_wake,
+                       ST_PENDING, ST_RUNNING, ST_CANCELLED)
+from ._shm cimport (Ring, Claims, ffr_ctl, ffm_header, ffr_write3, ffr_peek, ffr_consume, ffr_writer_to_wake,
                     ffr_is_empty, ffr_reader_prepare_sleep, ffr_reader_awake,
                     ffr_writer_prepare_wait, ffr_spin_nonempty, ffr_wake_fd, ffr_relax)
 
@@ -35,10 +37,12 @@ from concurrent.futures.process import BrokenProcessPool
 from traceback import format_exception
 
 from . import _transport as transport
+from ._future import Future as _PublicFuture
 
 cdef extern from "Python.h":
     object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
     int PyBUF_READ
+    ctypedef object (*newfunc)(PyTypeObject *, object, PyObject *)
 
 cdef extern from *:
     """
@@ -73,6 +77,7 @@ cdef enum:
     K_RELEASE = 6
     K_FORGET = 7
     K_CHUNK = 8
+    K_SKIPPED = 9
     F_PAYLOAD_IN_SEGMENT = 1
     F_WORKER_EXITING = 2
     F_NO_ARGS = 4
@@ -81,18 +86,22 @@ cdef enum:
     F_NONE_RESULT = 32
 
 assert (transport.CALL, transport.EXIT, transport.RESULT, transport.RAW_RESULT,
-        transport.EXCEPTION, transport.RELEASE, transport.FORGET, transport.CHUNK) == (
-        K_CALL, K_EXIT, K_RESULT, K_RAW_RESULT, K_EXCEPTION, K_RELEASE, K_FORGET, K_CHUNK)
+        transport.EXCEPTION, transport.RELEASE, transport.FORGET, transport.CHUNK,
+        transport.SKIPPED) == (
+        K_CALL, K_EXIT, K_RESULT, K_RAW_RESULT, K_EXCEPTION, K_RELEASE, K_FORGET, K_CHUNK,
+        K_SKIPPED)
 assert (transport.PAYLOAD_IN_SEGMENT, transport.WORKER_EXITING, transport.NO_ARGS,
         transport.WITH_KWARGS, transport.STAR, transport.NONE_RESULT) == (
         F_PAYLOAD_IN_SEGMENT, F_WORKER_EXITING, F_NO_ARGS, F_WITH_KWARGS, F_STAR, F_NONE_RESULT)
 assert transport.HEADER.size == sizeof(ffm_header)
 
-# Tasks handed to one worker ahead of their turn.  Futures in a worker's ring
-# are RUNNING and cannot be cancelled; a deeper ring keeps workers busy
+# Tasks handed to one worker ahead of their turn (each holds one of its claim
+# slots until answered, so at most transport.CLAIM_SLOTS).  They stay
+# cancellable until the worker claims them; a deeper ring keeps workers busy
 # between two wake-ups of the result thread.
 cdef int MAX_IN_FLIGHT = 8
 MAX_IN_FLIGHT_PER_WORKER = MAX_IN_FLIGHT
+assert MAX_IN_FLIGHT <= transport.CLAIM_SLOTS
 
 # How long a reader spins on its rings before it sleeps in poll(): long enough
 # to catch the reply of a short call (or the next request of a busy caller)
@@ -151,7 +160,7 @@ cdef inline void drain_pipe(int fd) noexcept nogil:
 
 
 cdef inline int write_record(Ring ring, uint8_t kind, uint8_t flags, int64_t task_id,
-                             bytes fn_bytes, bytes rest) noexcept:
+                             uint32_t slot, bytes fn_bytes, bytes rest) noexcept:
     """One record into ``ring``; 0 when there is no room.  No Python code runs."""
     cdef ffm_header h
     cdef int r
@@ -163,7 +172,7 @@ cdef inline int write_record(Ring ring, uint8_t kind, uint8_t flags, int64_t tas
     h.seg_id = 0
     h.task_id = task_id
     h.fn_len = <uint32_t>PyBytes_GET_SIZE(fn_bytes)
-    h.reserved = 0
+    h.slot = slot
     r = ffr_write3(ring._ctl, ring._data, ring._cap, <char *>&h, sizeof(h),
                    PyBytes_AS_STRING(fn_bytes), PyBytes_GET_SIZE(fn_bytes),
                    PyBytes_AS_STRING(rest), PyBytes_GET_SIZE(rest))
@@ -188,24 +197,96 @@ cdef class Call:
     cdef bytes fn_bytes     # the function's own pickle, or b"" (inside rest)
     cdef bytes rest
     cdef object buffers     # None, or out-of-band buffers for a segment
-    cdef bint running       # set_running() done
+
+
+cdef class PoolFutureCore(FutureCore):
+    """A process pool's future.  While its call waits in a worker's ring it
+    holds the call's claim slot (see _shm_ring.h): cancel() and the worker's
+    claim race on it, and exactly one wins.  The future stays PENDING until
+    the reply; running() reads the claim."""
+    cdef Claims claims      # None unless the call is in a worker's ring
+    cdef int slot
+
+    def cancel(self):
+        """Cancel the future if possible.
+
+        Returns True if the future was cancelled, False otherwise. A future
+        cannot be cancelled if it is running or has already completed.
+        """
+        cdef Claims claims = self.claims
+        # No Python code between reading the state and the compare-and-swap.
+        if self._state == ST_PENDING and claims is not None:
+            if not claims.cancel(self.slot):
+                return False        # the worker claimed it: running
+        return FutureCore.cancel(self)
+
+    def running(self):
+        """Return True if the future is currently executing."""
+        cdef Claims claims = self.claims
+        if self._state == ST_PENDING and claims is not None:
+            return claims.claimed(self.slot)
+        return self._state == ST_RUNNING
+
+
+class Future(PoolFutureCore, _PublicFuture):
+    """The future of a process pool's call: a fastfutures.Future whose call
+    can be cancelled until a worker has started it."""
+    __slots__ = ()
+
+
+cdef object PoolFutureType = Future
+cdef newfunc pool_future_tp_new = <newfunc>(<PyTypeObject*>Future).tp_new
+cdef tuple EMPTY_TUPLE = ()
+
+
+cdef inline PoolFutureCore new_pool_future():
+    return <PoolFutureCore>pool_future_tp_new(<PyTypeObject*>PoolFutureType, EMPTY_TUPLE, NULL)
+
+
+cdef inline void left_ring(object future) noexcept:
+    """The call of ``future`` (a PoolFutureCore or None) is no longer in a ring."""
+    if future is not None:
+        (<PoolFutureCore>future).claims = None
+
+
+# complete_all()'s outcomes
+cdef enum:
+    OUTCOME_RESULT = 0
+    OUTCOME_EXCEPTION = 1
+    OUTCOME_SKIPPED = 2
 
 
 cdef int complete_all(list done) except -1:
-    """Complete the (future, value, failed) triples read from replies.
+    """Complete the (future, value, outcome) triples read from replies.
 
     Each future has left ``tasks`` already, so every one is completed even
     when one raises (a done-callback's SystemExit, a user's set_result() on
     a running future); the first error is raised after."""
     cdef Py_ssize_t i
     cdef FutureCore future
+    cdef int outcome
     error = None
     for i in range(0, len(done), 3):
         future = done[i]
-        if future is None or future._state >= ST_CANCELLED:
+        outcome = done[i + 2]
+        if future is None:
+            continue
+        if outcome == OUTCOME_SKIPPED:
+            # cancel() won the race (maybe still running in its thread: it
+            # finds the future cancelled); the waiters learn it now, as
+            # they do when the stdlib's pool reaches a cancelled call.
+            try:
+                FutureCore.cancel(future)
+                if future._state == ST_CANCELLED:
+                    future.set_running()
+            except BaseException as exc:
+                if error is None:
+                    error = exc
+            continue
+        if future._state >= ST_CANCELLED:
             continue
         try:
-            future.complete(done[i + 1], done[i + 2])
+            future.complete(done[i + 1], outcome == OUTCOME_EXCEPTION)
         except BaseException as exc:
             if error is None:
                 error = exc
@@ -258,6 +339,8 @@ cdef class Link:
     cdef Ring outbox
     cdef Ring inbox
     cdef public int in_flight
+    cdef Claims claims
+    cdef uint64_t free_slots            # bit i set: claim slot i is free
     cdef public long long tasks_left     # -1: unlimited
     cdef public bint retiring            # told us its last reply is coming
     cdef public bint exit_sent
@@ -271,6 +354,8 @@ cdef class Link:
         self.sentinel = process.sentinel
         self.wake_read_fd = self.endpoint.wake_read_fd
         self.in_flight = 0
+        self.claims = self.endpoint.claims
+        self.free_slots = (<uint64_t>1 << MAX_IN_FLIGHT) - 1
         self.tasks_left = -1 if max_tasks is None else max_tasks
         self.retiring = False
         self.exit_sent = False
@@ -278,6 +363,19 @@ cdef class Link:
     cdef inline bint can_take(self):
         return (not self.retiring and not self.exit_sent and self.tasks_left != 0
                 and self.in_flight < MAX_IN_FLIGHT)
+
+    cdef inline int take_slot(self) noexcept:
+        """A free claim slot, offered.  Only when can_take(): fewer than
+        MAX_IN_FLIGHT calls in flight, so one is free."""
+        cdef int slot = 0
+        while not (self.free_slots >> slot) & 1:
+            slot += 1
+        self.free_slots &= ~(<uint64_t>1 << slot)
+        self.claims.offer(slot)
+        return slot
+
+    cdef inline void release_slot(self, int slot) noexcept:
+        self.free_slots |= <uint64_t>1 << slot
 
 
 cdef class PoolCore:
@@ -407,7 +505,7 @@ cdef class PoolCore:
     cdef FutureCore enter(self, Call call):
         # Allocated first: an allocation can run the GC, whose finalizers can
         # let other threads in (shutdown()) between the check and the queueing.
-        cdef FutureCore future = new_future()
+        cdef FutureCore future = new_pool_future()
         # From here to the end: no Python code unless on the slow path.
         self.check_open()
         call.future = future
@@ -445,19 +543,24 @@ cdef class PoolCore:
         code: the caller's GIL makes it atomic."""
         cdef Link best
         cdef int64_t task_id
+        cdef int slot
+        cdef PoolFutureCore future
         if call.buffers is not None or self.record_size(call):
             return False
         best = self.least_loaded()
         if best is None:
             return False
         task_id = self.next_task_id
-        if not write_record(best.outbox, call.kind, call.flags, task_id,
+        slot = best.take_slot()
+        if not write_record(best.outbox, call.kind, call.flags, task_id, slot,
                             call.fn_bytes, call.rest):
+            best.release_slot(slot)
             return False
-        if not call.running:
-            call.future._state = ST_RUNNING     # fresh: nobody can have seen it
+        future = <PoolFutureCore>call.future
+        future.claims = best.claims
+        future.slot = slot
         self.next_task_id = task_id + 1
-        self.tasks[task_id] = call.future
+        self.tasks[task_id] = future
         best.in_flight += 1
         if best.tasks_left > 0:
             best.tasks_left -= 1
@@ -472,6 +575,7 @@ cdef class PoolCore:
         other threads can run meanwhile; _break() and _wind_down(), which
         hold the lock, must not look at the pool in that gap."""
         cdef Call call
+        cdef int state
         cdef list failed = []
         queue = self.queue
         if not queue:
@@ -482,10 +586,12 @@ cdef class PoolCore:
                     break
                 call = queue.popleft()
                 try:
-                    if not call.running:
-                        if not call.future.set_running():
-                            continue
-                        call.running = True
+                    state = call.future._state
+                    if state != ST_PENDING:
+                        # Cancelled while queued: its waiters learn it now.
+                        if state == ST_CANCELLED:
+                            call.future.set_running()
+                        continue
                     if self.place(call):
                         continue
                     if call.buffers is None and not self.record_size(call):
@@ -515,24 +621,31 @@ cdef class PoolCore:
         place() in other threads must not take its id or its worker's last
         slot meanwhile, and the reply can arrive before send() returns."""
         cdef Link best = self.least_loaded()
+        cdef PoolFutureCore future = <PoolFutureCore>call.future
         cdef int64_t task_id
+        cdef int slot
         cdef bint counted
         cdef bint sent = False
         if best is None:
             return False
         task_id = self.next_task_id
         self.next_task_id = task_id + 1
-        self.tasks[task_id] = call.future
+        slot = best.take_slot()
+        future.claims = best.claims
+        future.slot = slot
+        self.tasks[task_id] = future
         best.in_flight += 1
         counted = best.tasks_left > 0
         if counted:
             best.tasks_left -= 1
         try:
             sent = best.endpoint.send(call.kind, task_id, call.fn_bytes + call.rest,
-                                      call.buffers, call.flags, len(call.fn_bytes))
+                                      call.buffers, call.flags, len(call.fn_bytes), slot)
         finally:
             if not sent:
                 self.tasks.pop(task_id, None)
+                future.claims = None
+                best.release_slot(slot)
                 best.in_flight -= 1
                 if counted:
                     best.tasks_left += 1
@@ -550,24 +663,25 @@ cdef class PoolCore:
         then queue and dispatch ``call``."""
         raise NotImplementedError
 
-    def queued_futures(self):
-        return [(<Call>call).future for call in self.queue]
-
-    def take_unstarted(self):
-        """Remove the queued calls whose futures can still be cancelled and
-        return those futures (lock held).  A call already set running (put
-        back because its worker's ring was full) stays: it will run."""
-        cdef Call call
-        cdef list unstarted = []
-        cdef list started = []
-        for call in self.queue:
-            if call.running:
-                started.append(call)
-            else:
-                unstarted.append(call.future)
+    def take_all_futures(self):
+        """Empty the queue and the task table; return their futures (lock
+        held: the pool is broken)."""
+        cdef list futures = list(self.tasks.values())
+        for future in futures:
+            left_ring(future)
+        futures.extend([(<Call>call).future for call in self.queue])
+        self.tasks.clear()
         self.queue.clear()
-        self.queue.extend(started)
-        return unstarted
+        return futures
+
+    def unstarted_futures(self):
+        """shutdown(cancel_futures=True): empty the queue; return its
+        futures and those of the calls in the workers' rings (lock held).
+        Cancelling the latter fails for the calls a worker has claimed."""
+        cdef list futures = [(<Call>call).future for call in self.queue]
+        self.queue.clear()
+        futures.extend(self.tasks.values())
+        return futures
 
     # -- the result thread -----------------------------------------------------
 
@@ -641,13 +755,27 @@ cdef class PoolCore:
                     ffr_consume(ring._ctl, consumed)
                 # Only now: the future of an unreadable reply fails with the pool.
                 future = self.tasks.pop(h.task_id, None)
+                left_ring(future)
+                link.release_slot(h.slot)
                 link.in_flight -= 1
                 if h.flags & F_WORKER_EXITING:
                     link.retiring = True
                 done.append(future)
                 done.append(value)
-                done.append(h.kind == K_EXCEPTION)
+                done.append(OUTCOME_EXCEPTION if h.kind == K_EXCEPTION else OUTCOME_RESULT)
                 value = future = None
+            elif h.kind == K_SKIPPED:
+                ffr_consume(ring._ctl, consumed)
+                future = self.tasks.pop(h.task_id, None)
+                left_ring(future)
+                link.release_slot(h.slot)
+                link.in_flight -= 1
+                if link.tasks_left >= 0:
+                    link.tasks_left += 1    # not run: it does not count
+                done.append(future)
+                done.append(None)
+                done.append(OUTCOME_SKIPPED)
+                future = None
             else:
                 record = PyBytes_FromStringAndSize(p + sizeof(h), n - sizeof(h))
                 ffr_consume(ring._ctl, consumed)
@@ -761,10 +889,11 @@ cdef class PoolCore:
 
 
 cdef class WorkerLoop:
-    """A worker's serve loop: read requests, run them, reply."""
+    """A worker's serve loop: read requests, claim them, run them, reply."""
     cdef object endpoint
     cdef Ring inbox
     cdef Ring outbox
+    cdef Claims claims
     cdef object sleep           # blocks until woken; raises when the parent is gone
     cdef object max_tasks
     cdef long long tasks_done
@@ -775,6 +904,7 @@ cdef class WorkerLoop:
         self.endpoint = endpoint
         self.inbox = endpoint.inbox
         self.outbox = endpoint.outbox
+        self.claims = endpoint.claims
         self.sleep = sleep
         self.max_tasks = max_tasks
         self.functions = {}
@@ -807,6 +937,11 @@ cdef class WorkerLoop:
                 continue
             memcpy(&h, p, sizeof(h))
             buffers = None
+            if ((h.kind == K_CALL or h.kind == K_CHUNK)
+                    and not self.claims.claim(h.slot, ff_monotonic())):
+                ffr_consume(inbox._ctl, consumed)
+                self.skip(h)
+                continue
             if h.nbuf == 0:
                 payload = PyBytes_FromStringAndSize(p + sizeof(h), n - sizeof(h))
                 ffr_consume(inbox._ctl, consumed)
@@ -828,6 +963,17 @@ cdef class WorkerLoop:
                 return
             else:
                 self.endpoint.handle_control(h.kind, bytes(payload))
+
+    cdef int skip(self, ffm_header h) except -1:
+        """A call cancelled before we claimed it: not run, its segment (if
+        any) handed back unread."""
+        if ffr_writer_to_wake(self.inbox._ctl):
+            ffr_wake_fd(self.inbox._peer_wake_fd)
+        if h.nbuf:
+            self.endpoint.peer_segments.get(h.seg_id)   # keeps the fd socket in step
+            self.endpoint.pending_releases.append(h.seg_id)
+        self.reply(K_SKIPPED, h.task_id, h.slot, None, 0)
+        return 0
 
     cdef object function(self, payload, Py_ssize_t fn_len):
         key = bytes(payload[:fn_len])
@@ -867,19 +1013,22 @@ cdef class WorkerLoop:
                 result = fn(*args)
         except BaseException as exc:
             fn = args = kwargs = None
-            self.reply(K_EXCEPTION, h.task_id, _ExceptionWithTraceback(exc, exc.__traceback__),
-                       flags)
+            self.reply(K_EXCEPTION, h.task_id, h.slot,
+                       _ExceptionWithTraceback(exc, exc.__traceback__), flags)
             exc = None
         else:
             fn = args = kwargs = None
-            self.reply(K_RESULT, h.task_id, result, flags)
+            self.reply(K_RESULT, h.task_id, h.slot, result, flags)
         return 0
 
-    cdef int reply(self, uint8_t kind, int64_t task_id, value, uint8_t flags) except -1:
+    cdef int reply(self, uint8_t kind, int64_t task_id, uint32_t slot, value,
+                   uint8_t flags) except -1:
         cdef bytes payload
         cdef object buffers = None
         cdef Ring outbox = self.outbox
-        if kind == K_RESULT and value is None:
+        if kind == K_SKIPPED:
+            payload = EMPTY
+        elif kind == K_RESULT and value is None:
             payload = EMPTY
             flags |= F_NONE_RESULT
         elif (kind == K_RESULT and type(value) is bytes
@@ -900,9 +1049,9 @@ cdef class WorkerLoop:
         value = None
         while True:
             if buffers is None and sizeof(ffm_header) + len(payload) < outbox.max_record - 64:
-                if write_record(outbox, kind, flags, task_id, EMPTY, payload):
+                if write_record(outbox, kind, flags, task_id, slot, EMPTY, payload):
                     return 0
-            elif self.endpoint.send(kind, task_id, payload, buffers, flags):
+            elif self.endpoint.send(kind, task_id, payload, buffers, flags, 0, slot):
                 return 0
             # The parent is behind: wait for room in the reply ring.
             if ffr_writer_prepare_wait(outbox._ctl, outbox._cap,

@@ -11,7 +11,10 @@ cdef extern from "_shm_ring.h":
         uint32_t seg_id
         int64_t task_id
         uint32_t fn_len
-        uint32_t reserved
+        uint32_t slot
+    ctypedef struct ffc_slot:
+        uint32_t state
+        double claimed_at
     int ffr_write2(ffr_ctl *c, char *data, uint64_t cap, const char *p1, uint64_t n1,
                    const char *p2, uint64_t n2) nogil
     int ffr_write3(ffr_ctl *c, char *data, uint64_t cap, const char *p1, uint64_t n1,
@@ -28,6 +31,10 @@ cdef extern from "_shm_ring.h":
     int ffr_spin_nonempty(ffr_ctl *c, long rounds) nogil
     void ffr_wake_fd(int fd) nogil
     void ffr_relax() nogil
+    void ffc_offer(ffc_slot *s) nogil
+    int ffc_cancel(ffc_slot *s) nogil
+    int ffc_claimed(ffc_slot *s) nogil
+    int ffc_claim(ffc_slot *s, double now) nogil
 
 
 cdef class Ring:
@@ -40,3 +47,26 @@ cdef class Ring:
     cdef readonly Py_ssize_t max_record
 
     cdef int _check(self) except -1
+
+
+cdef class Claims:
+    cdef Py_buffer _view
+    cdef bint _has_view
+    cdef ffc_slot *_slots
+    cdef readonly int count
+
+    # Callers pass 0 <= slot < count (the pool's slot bitmask guarantees it).
+    cdef inline void offer(self, int slot) noexcept:
+        ffc_offer(&self._slots[slot])
+
+    cdef inline bint cancel(self, int slot) noexcept:
+        return ffc_cancel(&self._slots[slot])
+
+    cdef inline bint claimed(self, int slot) noexcept:
+        return ffc_claimed(&self._slots[slot])
+
+    cdef inline bint claim(self, int slot, double now) noexcept:
+        return ffc_claim(&self._slots[slot], now)
+
+    cdef inline double claimed_at(self, int slot) noexcept:
+        return self._slots[slot].claimed_at

@@ -122,6 +122,26 @@ cdef class Ring:
         return bool(ffr_writer_prepare_wait(self._ctl, self._cap, nbytes))
 
 
+cdef class Claims:
+    """``Claims(segment, offset, count)``: the claim slots of one channel
+    (see _shm_ring.h).  Holds a view of the segment, so the slots stay
+    mapped for as long as anyone holds this object."""
+    # Fields and the inline operations: see _shm.pxd.
+
+    def __cinit__(self, segment, Py_ssize_t offset, int count):
+        PyObject_GetBuffer(segment, &self._view, PyBUF_WRITABLE)
+        self._has_view = True
+        if (count < 0 or offset < 0 or offset % 64
+                or offset + count * <Py_ssize_t>sizeof(ffc_slot) > self._view.len):
+            raise ValueError("claim slots do not fit in the segment")
+        self._slots = <ffc_slot *>(<char *>self._view.buf + offset)
+        self.count = count
+
+    def __dealloc__(self):
+        if self._has_view:
+            PyBuffer_Release(&self._view)
+
+
 cdef class SharedView:
     """``SharedView(segment, offset, length, owner, readonly=False)``: a
     1-D unsigned-byte buffer over ``segment[offset:offset+length]``.

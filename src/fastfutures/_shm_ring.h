@@ -181,8 +181,52 @@ typedef struct {
     uint32_t seg_id;        /* that segment */
     int64_t task_id;
     uint32_t fn_len;        /* CALL/CHUNK: payload bytes that pickle the function alone */
-    uint32_t reserved;
+    uint32_t slot;          /* CALL/CHUNK and their replies: the call's claim slot */
 } ffm_header;               /* 24 bytes, then nbuf (offset, length) pairs, then the payload */
+
+/* Claim slots: one per call a worker has been handed and not answered yet,
+ * in the channel's segment next to the rings.  The parent offers a call
+ * (QUEUED) before writing its record; the worker claims it (QUEUED ->
+ * CLAIMED, with the time) just before running it; the parent cancels it
+ * (QUEUED -> CANCELLED).  Both transitions are compare-and-swaps on the same
+ * word, so exactly one side wins: a cancelled call never runs and a claimed
+ * one is never reported cancelled.  The worker skips a cancelled call and
+ * answers SKIPPED, after which the parent reuses the slot. */
+enum { FFC_FREE = 0, FFC_QUEUED = 1, FFC_CLAIMED = 2, FFC_CANCELLED = 3 };
+
+typedef struct {
+    uint32_t state;
+    uint32_t _pad;
+    double claimed_at;      /* CLOCK_MONOTONIC seconds, written before CLAIMED is published */
+} ffc_slot;                 /* 16 bytes */
+
+#if defined(_MSC_VER)
+static inline int ffc_cas(uint32_t *p, uint32_t expected, uint32_t desired) {
+    return (uint32_t)_InterlockedCompareExchange((volatile long *)p, (long)desired,
+                                                 (long)expected) == expected;
+}
+#  define ffc_load(p) (*(volatile uint32_t *)(p))
+#  define ffc_store(p, v) (_ReadWriteBarrier(), *(volatile uint32_t *)(p) = (v))
+#else
+static inline int ffc_cas(uint32_t *p, uint32_t expected, uint32_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0,
+                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+#  define ffc_load(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#  define ffc_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#endif
+
+static inline void ffc_offer(ffc_slot *s) { s->claimed_at = 0.0; ffc_store(&s->state, FFC_QUEUED); }
+static inline int ffc_cancel(ffc_slot *s) { return ffc_cas(&s->state, FFC_QUEUED, FFC_CANCELLED); }
+static inline int ffc_claimed(ffc_slot *s) { return ffc_load(&s->state) == FFC_CLAIMED; }
+/* Worker: 1 when the call is ours to run (claimed at `now`), 0 when cancelled. */
+static inline int ffc_claim(ffc_slot *s, double now) {
+    uint32_t state = ffc_load(&s->state);
+    if (state != FFC_QUEUED)
+        return 0;
+    s->claimed_at = now;    /* read by the parent only once it sees CLAIMED */
+    return ffc_cas(&s->state, FFC_QUEUED, FFC_CLAIMED);
+}
 
 /* Spin for at most `rounds` pause instructions waiting for data. */
 static inline int ffr_spin_nonempty(ffr_ctl *c, long rounds) {

@@ -36,7 +36,7 @@ from ._future cimport (
     run_call,
 )
 from ._future import results_in_order
-from ._base import buffered_map, take_buffersize
+from ._base import buffered_map, map_results, take_buffersize
 
 LOGGER = logging.getLogger("concurrent.futures")
 
@@ -101,8 +101,8 @@ cdef class WorkQueue:
     cdef public bint shutdown       # no more submits
     cdef bint closing               # workers exit once the queue is empty
     cdef public object broken       # None, or the BrokenThreadPool message
+    cdef public object broken_type  # the executor's BROKEN class (3.14: per pool class)
     cdef public Py_ssize_t num_threads
-    cdef public object executor_ref  # weakref whose callback closes the queue
 
     def __cinit__(self):
         self.capacity = 64
@@ -110,6 +110,7 @@ cdef class WorkQueue:
         if self.items == NULL:
             raise MemoryError()
         self.idle = []
+        self.broken_type = BrokenThreadPool
 
     def __dealloc__(self):
         cdef WorkItem item
@@ -266,10 +267,14 @@ cdef class WorkQueue:
 
     # -- the worker thread ---------------------------------------------------
 
-    def run_worker(self, initializer, initargs):
-        """Body of a worker thread: take the next item, run it, repeat."""
-        cdef WorkItem item
-        cdef WorkerSlot slot
+    def run_worker(self, executor_ref, initializer, initargs):
+        """Body of a worker thread: take the next item, run it, repeat.
+
+        *executor_ref* is only held: it is the weak reference whose callback
+        closes the queue when the executor is dropped, and it must live as
+        long as the worker (the queue itself must not hold it: the callback
+        refers to the queue, which would make a reference cycle).
+        """
         if initializer is not None:
             try:
                 initializer(*initargs)
@@ -277,13 +282,35 @@ cdef class WorkQueue:
                 LOGGER.critical('Exception in initializer:', exc_info=True)
                 self.initializer_failed()
                 return
-        slot = WorkerSlot()
+        self.serve(None)
+
+    def run_worker_in_context(self, executor_ref, context):
+        """Body of a worker thread of a pool with a worker context of its own
+        (3.14's prepare_context(): InterpreterPoolExecutor, or a subclass):
+        queued items hold resolved tasks, run by context.run(task)."""
+        try:
+            context.initialize()
+        except BaseException:
+            LOGGER.critical('Exception in initializer:', exc_info=True)
+            self.initializer_failed()
+            return
+        try:
+            self.serve(context.run)
+        finally:
+            context.finalize()
+
+    cdef serve(self, object run_task):
+        cdef WorkItem item
+        cdef WorkerSlot slot = WorkerSlot()
         try:
             while True:
                 if self.pop(&item):
                     try:
-                        run_call(<FutureCore>item.future, <object>item.fn, <object>item.args,
-                                 <object>item.kwargs if item.kwargs != NULL else None)
+                        if run_task is None:
+                            run_call(<FutureCore>item.future, <object>item.fn, <object>item.args,
+                                     <object>item.kwargs if item.kwargs != NULL else None)
+                        else:
+                            run_call(<FutureCore>item.future, run_task, (<object>item.fn,), None)
                     finally:
                         clear_item(&item)
                     continue
@@ -298,7 +325,7 @@ cdef class WorkQueue:
     cdef initializer_failed(self):
         message = 'A thread initializer failed, the thread pool is not usable anymore'
         self.broken = message
-        self.fail_pending(BrokenThreadPool, message)
+        self.fail_pending(self.broken_type, message)
 
 
 cdef inline void clear_call(WorkItem *item) noexcept:
@@ -323,13 +350,14 @@ cdef class ThreadPoolCore:
     cdef WorkQueue queue
     cdef Py_ssize_t max_workers
     cdef object shutdown_lock       # the executor's _shutdown_lock
+    cdef object resolve_task        # 3.14 prepare_context()'s, or None: plain (fn, args, kwargs)
 
     cdef int check_open(self) except -1:
         cdef WorkQueue queue = self.queue
         if queue is None:
             raise RuntimeError('ThreadPoolExecutor.__init__() was not called')
         if queue.broken is not None:
-            raise BrokenThreadPool(queue.broken)
+            raise queue.broken_type(queue.broken)
         if queue.shutdown:
             raise RuntimeError('cannot schedule new futures after shutdown')
         if interpreter_shutting_down:
@@ -352,6 +380,10 @@ cdef class ThreadPoolCore:
     cdef int submit_starting_thread(self, FutureCore future, fn, args, kwargs) except -1:
         with self.shutdown_lock:
             self.check_open()
+            if self.resolve_task is not None:
+                # Python code (as in the stdlib, under the lock); the item
+                # holds the task, which the worker's context runs.
+                fn, args, kwargs = self.resolve_task(fn, args, kwargs), EMPTY_TUPLE, None
             self.queue.push(future, fn, args, kwargs)
             if not self.queue.wake_one() and self.queue.num_threads < self.max_workers:
                 self._adjust_thread_count()
@@ -365,7 +397,7 @@ cdef class ThreadPoolCore:
         """
         cdef FutureCore future = new_future()
         self.check_open()
-        if self.needs_thread():
+        if self.resolve_task is not None or self.needs_thread():
             self.submit_starting_thread(future, fn, args, kwargs)
         else:
             self.queue.push(future, fn, args, kwargs)
@@ -388,11 +420,14 @@ cdef class ThreadPoolCore:
                 return buffered_map(self, fn, iterables, timeout, buffersize)
         # The deadline starts now, before the submits, as in the stdlib.
         results = results_in_order(futures, timeout)
-        if type(self).submit is not core_submit:
-            # A subclass that wraps submit() must see every call, as with
-            # the stdlib's map().
+        if (type(self).submit is not core_submit or self.resolve_task is not None
+                or has_instance_submit(self)):
+            # A subclass or an instance attribute (tqdm's thread_map sets
+            # `executor.submit = wrapper`) that wraps submit() must see every
+            # call, as with the stdlib's map(); so must a worker context's
+            # resolve_task().
             futures.extend(self.submit(fn, *args) for args in zip(*iterables))
-            return results
+            return map_results(results)
         try:
             for args in zip(*iterables):
                 future = new_future()
@@ -407,7 +442,7 @@ cdef class ThreadPoolCore:
         finally:
             # Also when the iterable raised part-way: what was queued runs.
             self.start_work(len(futures))
-        return results
+        return map_results(results)
 
     cdef int start_work(self, Py_ssize_t n) except -1:
         """Get up to n workers going: one wake-up per worker, not per item."""
@@ -423,10 +458,12 @@ cdef class ThreadPoolCore:
                     wanted -= 1
         return 0
 
-    def _set_queue(self, WorkQueue queue, Py_ssize_t max_workers, shutdown_lock):
+    def _set_queue(self, WorkQueue queue, Py_ssize_t max_workers, shutdown_lock,
+                   resolve_task=None):
         self.queue = queue
         self.max_workers = max_workers
         self.shutdown_lock = shutdown_lock
+        self.resolve_task = resolve_task
 
     @property
     def _max_workers(self):
@@ -446,3 +483,9 @@ cdef class ThreadPoolCore:
 
 
 cdef object core_submit = ThreadPoolCore.__dict__["submit"]
+cdef tuple EMPTY_TUPLE = ()
+
+
+cdef bint has_instance_submit(object executor) except -1:
+    cdef dict attributes = getattr(executor, "__dict__", None)
+    return attributes is not None and "submit" in attributes

@@ -38,7 +38,7 @@ from multiprocessing import reduction
 from multiprocessing.reduction import ForkingPickler
 
 from . import _shm_platform as platform
-from ._shm import RING_HEADER_SIZE, Ring, SharedView, copy_out
+from ._shm import RING_HEADER_SIZE, Claims, Ring, SharedView, copy_out
 
 # Message kinds.
 CALL = 1            # parent -> worker: (fn, args, kwargs)
@@ -49,6 +49,7 @@ EXCEPTION = 5       # worker -> parent: the pickled exception
 RELEASE = 6         # either way: the peer's segments I am done with
 FORGET = 7          # either way: segments of mine I closed; unmap them
 CHUNK = 8           # parent -> worker: (fn, items) of map(); the reply is the list of results
+SKIPPED = 9         # worker -> parent: the call was cancelled before it started; not run
 
 
 # Flags.
@@ -59,11 +60,13 @@ WITH_KWARGS = 8             # CALL: the arguments pickle as (args, kwargs), else
 STAR = 16                   # CHUNK: the items are argument tuples
 NONE_RESULT = 32            # RESULT: None, no payload
 
-HEADER = struct.Struct("<BBHIqI4x")     # ffm_header in _shm_ring.h
+HEADER = struct.Struct("<BBHIqII")      # ffm_header in _shm_ring.h
 BUFFER = struct.Struct("<QQ")
 SEGMENT_HELLO = struct.Struct("<IQ")
 
 RING_CAPACITY = 1 << 18
+CLAIM_SLOTS = 64                    # >= the calls a worker is handed ahead of time
+CLAIM_SLOT_SIZE = 16                # ffc_slot in _shm_ring.h
 OOB_THRESHOLD = 64 * 1024          # smaller buffers stay in the pickle
 SEGMENT_GRANULE = 1 << 20
 SEGMENT_CACHE_BYTES = 256 << 20    # free segments kept warm per direction
@@ -118,41 +121,53 @@ def _refresh_dispatch_table():
         _known_reducers = len(extra)
 
 
+class _OutOfBand:
+    """The pickler's buffer_callback: keeps large buffers out of band.  A
+    separate object, so that the pickler holding it and the ReusablePickler
+    holding both form no reference cycle."""
+
+    __slots__ = ("buffers",)
+
+    def __init__(self):
+        self.buffers = None
+
+    def __call__(self, pickle_buffer):
+        raw = pickle_buffer.raw()
+        if raw.nbytes < OOB_THRESHOLD:
+            return True         # in band
+        if self.buffers is None:
+            self.buffers = []
+        self.buffers.append(raw)
+        return False
+
+
 class ReusablePickler:
     """A pickler kept for many dumps (building one costs more than a small
     dump).  Not thread-safe: each user takes one from a pool."""
 
-    __slots__ = ("_file", "_pickler", "_buffers", "_table")
+    __slots__ = ("_file", "_pickler", "_out_of_band", "_table")
 
     def __init__(self):
         if len(ForkingPickler._extra_reducers) != _known_reducers:
             _refresh_dispatch_table()
         self._file = io.BytesIO()
-        self._buffers = None
+        self._out_of_band = _OutOfBand()
         self._table = _Pickler.dispatch_table
-        self._pickler = _Pickler(self._file, 5, buffer_callback=self._buffer_callback)
-
-    def _buffer_callback(self, pickle_buffer):
-        raw = pickle_buffer.raw()
-        if raw.nbytes < OOB_THRESHOLD:
-            return True         # in band
-        if self._buffers is None:
-            self._buffers = []
-        self._buffers.append(raw)
-        return False
+        self._pickler = _Pickler(self._file, 5, buffer_callback=self._out_of_band)
 
     def dumps(self, obj):
         """``(payload, buffers)`` as dumps(); buffers is None when there are none."""
         file = self._file
+        out_of_band = self._out_of_band
         file.seek(0)
         file.truncate()
         self._pickler.clear_memo()
-        self._buffers = None
+        out_of_band.buffers = None
         try:
             self._pickler.dump(obj)
-            return file.getvalue(), self._buffers
+            return file.getvalue(), out_of_band.buffers
         finally:
-            self._buffers = None
+            out_of_band.buffers = None
             self._pickler.clear_memo()      # drop references to obj's parts
 
     def reusable(self):
@@ -365,11 +380,12 @@ class Endpoint:
     wake-up pipe it sleeps on, and its segments.  Not thread-safe: the
     owner serialises sends (the parent holds its pool lock)."""
 
-    def __init__(self, segment, out_offset, in_offset, capacity,
+    def __init__(self, segment, out_offset, in_offset, claims_offset, capacity,
                  wake_read_fd, peer_wake_fd, fd_socket):
         self.segment = segment
         self.outbox = Ring(segment, out_offset, capacity, peer_wake_fd)
         self.inbox = Ring(segment, in_offset, capacity, peer_wake_fd)
+        self.claims = Claims(segment, claims_offset, CLAIM_SLOTS)
         self.wake_read_fd = wake_read_fd
         self.peer_wake_fd = peer_wake_fd
         self.fd_socket = fd_socket
@@ -379,13 +395,14 @@ class Endpoint:
 
     # sending
 
-    def send(self, kind, task_id, payload, buffers=(), flags=0, fn_len=0):
+    def send(self, kind, task_id, payload, buffers=(), flags=0, fn_len=0, slot=0):
         """Write one message; False (nothing sent) when the outbox is full."""
         if buffers or len(payload) > self.outbox.max_record - 64:
-            return self._send_with_segment(kind, task_id, payload, buffers or (), flags, fn_len)
-        return self.outbox.write(HEADER.pack(kind, flags, 0, 0, task_id, fn_len), payload)
+            return self._send_with_segment(kind, task_id, payload, buffers or (), flags,
+                                           fn_len, slot)
+        return self.outbox.write(HEADER.pack(kind, flags, 0, 0, task_id, fn_len, slot), payload)
 
-    def _send_with_segment(self, kind, task_id, payload, buffers, flags, fn_len):
+    def _send_with_segment(self, kind, task_id, payload, buffers, flags, fn_len, slot):
         parts = list(buffers)
         if len(payload) > self.outbox.max_record - 64 - BUFFER.size * len(parts):
             parts.append(memoryview(payload))
@@ -400,7 +417,7 @@ class Endpoint:
         with memoryview(seg.map) as dest:
             for part, offset in zip(parts, offsets):
                 dest[offset:offset + part.nbytes] = part
-        header = [HEADER.pack(kind, flags, len(parts), seg.id, task_id, fn_len)]
+        header = [HEADER.pack(kind, flags, len(parts), seg.id, task_id, fn_len, slot)]
         header.extend(BUFFER.pack(offset, part.nbytes)
                       for part, offset in zip(parts, offsets))
         if not self.outbox.write(b"".join(header), payload):
@@ -439,7 +456,7 @@ class Endpoint:
         others itself).  For RAW_RESULT ``payload`` is the result (bytes, or
         a memoryview of the segment when ``zero_copy``) and buffers is None.
         """
-        kind, flags, nbuf, seg_id, task_id, fn_len = HEADER.unpack_from(record)
+        kind, flags, nbuf, seg_id, task_id, fn_len, _slot = HEADER.unpack_from(record)
         start = HEADER.size + BUFFER.size * nbuf
         mapping = self.peer_segments.get(seg_id)
         spans = [BUFFER.unpack_from(record, HEADER.size + BUFFER.size * i) for i in range(nbuf)]
@@ -477,22 +494,24 @@ class Endpoint:
 # -- opening both ends -------------------------------------------------------
 
 def _layout(capacity):
+    """Offsets of the request ring, the reply ring, the claim slots, and the
+    segment's size."""
     ring_bytes = RING_HEADER_SIZE + capacity
     ring_bytes = -(-ring_bytes // 4096) * 4096
-    return 0, ring_bytes, 2 * ring_bytes       # request ring, reply ring, total
+    return 0, ring_bytes, 2 * ring_bytes, 2 * ring_bytes + 4096
 
 
 class ParentChannel:
     """The parent's end of a new channel plus the spec for its worker."""
 
     def __init__(self, capacity=RING_CAPACITY):
-        req_off, rep_off, size = _layout(capacity)
+        req_off, rep_off, claims_off, size = _layout(capacity)
         self._fds = []
         ring_fd, segment = platform.create_segment(size)
         parent_wake_r, parent_wake_w = platform.wake_pipe()
         worker_wake_r, worker_wake_w = platform.wake_pipe()
         parent_sock, worker_sock = platform.fd_socketpair()
-        self.endpoint = Endpoint(segment, req_off, rep_off, capacity,
+        self.endpoint = Endpoint(segment, req_off, rep_off, claims_off, capacity,
                                  parent_wake_r, worker_wake_w, parent_sock)
         self.spec = WorkerSpec(ring_fd, size, capacity, worker_wake_r, parent_wake_w, worker_sock)
         self.capacity = capacity
@@ -526,6 +545,6 @@ def open_worker_endpoint(spec):
     """The worker's end of the channel described by ``spec``."""
     segment = platform.map_segment(spec.ring_fd.fd, spec.ring_size)
     os.close(spec.ring_fd.fd)
-    req_off, rep_off, _ = _layout(spec.capacity)
-    return Endpoint(segment, rep_off, req_off, spec.capacity,
+    req_off, rep_off, claims_off, _ = _layout(spec.capacity)
+    return Endpoint(segment, rep_off, req_off, claims_off, spec.capacity,
                     spec.wake_read_fd.fd, spec.peer_wake_fd.fd, spec.fd_socket)

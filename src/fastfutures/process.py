@@ -57,7 +57,7 @@ from functools import partial
 from traceback import format_exception
 
 from . import _shm_platform
-from ._base import Executor
+from ._base import HAS_BUFFERSIZE, Executor, check_buffersize, map_results
 from ._future import results_in_order
 
 __all__ = ["ProcessPoolExecutor", "BrokenProcessPool"]
@@ -101,7 +101,9 @@ def _python_exit():
     _global_shutdown = True
     threads = list(_result_threads)
     for thread in threads:
-        thread.core.wake()
+        core = thread.core
+        if core is not None:
+            core.wake()
     for thread in threads:
         thread.join()
 
@@ -288,6 +290,10 @@ class _ResultThread(threading.Thread):
         finally:
             core.forget_fds()
             core.close_wake_pipe()
+            # The core keeps this thread (shutdown() joins it): without this
+            # reference the two form no cycle, and the pool (its initargs
+            # included) is freed as soon as the executor is dropped.
+            self.core = None
 
     def _shutting_down(self):
         core = self.core
@@ -340,8 +346,9 @@ class _ResultThread(threading.Thread):
         with core.lock:
             core.shutting_down = True
             if core.cancel_queued:
-                cancelled = core.take_unstarted()
+                cancelled = core.unstarted_futures()
                 core.cancel_queued = False
+        # Calls in the workers' rings too: those not claimed yet are skipped.
         for future in cancelled:
             future.cancel()
         with core.lock:
@@ -367,9 +374,7 @@ class _ResultThread(threading.Thread):
                 executor._broken = _BROKEN_MESSAGE
                 executor._shutdown_thread = True
             executor = None
-            futures = list(core.tasks.values()) + core.queued_futures()
-            core.tasks.clear()
-            core.queue.clear()
+            futures = core.take_all_futures()
             workers = core.take_workers()
         error = BrokenProcessPool(_FUTURE_BROKEN_MESSAGE)
         if cause is not None:
@@ -472,38 +477,28 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         core = self._core
         return core.result_thread if core is not None else None
 
+    # The stdlib's name for the thread that completes futures: code that
+    # joins it after shutdown(wait=False) (CPython's own tests do) joins ours.
+    _executor_manager_thread = _result_thread
+
     def submit(self, fn, /, *args, **kwargs):
         return self._core.submit(fn, args, kwargs)
     submit.__doc__ = _stdlib_base.Executor.submit.__doc__
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1):
-        """Returns an iterator equivalent to map(fn, iter).
-
-        Args:
-            fn: A callable that will take as many arguments as there are
-                passed iterables.
-            timeout: The maximum number of seconds to wait. If None, then there
-                is no limit on the wait time.
-            chunksize: If greater than one, the iterables will be chopped into
-                chunks of size chunksize and submitted to the process pool.
-                If set to one, the items in the list will be sent one at a time.
-
-        Returns:
-            An iterator equivalent to: map(func, *iterables) but the calls may
-            be evaluated out-of-order.
-
-        Raises:
-            TimeoutError: If the entire result iterator could not be generated
-                before the given timeout.
-            Exception: If fn(*args) raises for any values.
-        """
+    def _map(self, fn, iterables, timeout, chunksize, buffersize):
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
-        if type(self).submit is not ProcessPoolExecutor.submit:
-            # A subclass's submit() sees every chunk, as with the stdlib.
-            results = super().map(partial(_process_chunk, fn),
-                                  _get_chunks(*iterables, chunksize=chunksize),
-                                  timeout=timeout)
+        check_buffersize(buffersize)
+        if (buffersize is not None or "submit" in self.__dict__
+                or type(self).submit is not ProcessPoolExecutor.submit):
+            # Each chunk goes through submit(), as with the stdlib: a
+            # subclass's submit() or one set on the instance (tqdm's
+            # process_map wraps it so) sees every chunk; buffersize bounds
+            # the chunks in flight.
+            results = Executor.map(self, partial(_process_chunk, fn),
+                                   _get_chunks(*iterables, chunksize=chunksize),
+                                   timeout=timeout,
+                                   **({} if buffersize is None else {"buffersize": buffersize}))
             return _chain_from_iterable_of_lists(results)
         # One message per chunk: a list of items (or of argument tuples) and
         # the function, run by the worker as list(map(fn, items)).
@@ -516,7 +511,15 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         submit_chunk = self._core.submit_chunk
         while chunk := list(islice(items, chunksize)):
             futures.append(submit_chunk(fn, chunk, star))
-        return _process_core.ChunkedResults(results)
+        return map_results(_process_core.ChunkedResults(results))
+
+    if HAS_BUFFERSIZE:
+        def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
+            return self._map(fn, iterables, timeout, chunksize, buffersize)
+    else:
+        def map(self, fn, *iterables, timeout=None, chunksize=1):
+            return self._map(fn, iterables, timeout, chunksize, None)
+    map.__doc__ = _stdlib_process.ProcessPoolExecutor.map.__doc__
 
     # -- stopping ------------------------------------------------------------
 

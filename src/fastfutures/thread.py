@@ -6,6 +6,7 @@ the interpreter-exit hook and fork handling.
 """
 import itertools
 import os
+import sys
 import threading
 import weakref
 from concurrent.futures import thread as _stdlib_thread
@@ -58,6 +59,14 @@ if hasattr(os, "register_at_fork"):
     )
 
 
+# 3.14: pools take **ctxkwargs for their class's prepare_context(), which
+# decides how a worker runs a call (InterpreterPoolExecutor runs it in an
+# interpreter of its own).
+HAS_WORKER_CONTEXT = hasattr(_stdlib_thread.ThreadPoolExecutor, "prepare_context")
+if HAS_WORKER_CONTEXT:
+    _default_prepare_context = _stdlib_thread.ThreadPoolExecutor.prepare_context.__func__
+
+
 def _default_max_workers():
     cpu_count = getattr(os, "process_cpu_count", os.cpu_count)()
     return min(32, (cpu_count or 1) + 4)
@@ -69,30 +78,57 @@ class ThreadPoolExecutor(ThreadPoolCore, Executor, _stdlib_thread.ThreadPoolExec
     # Used to assign unique thread names when thread_name_prefix is not supplied.
     _counter = itertools.count().__next__
 
-    def __init__(self, max_workers=None, thread_name_prefix='',
-                 initializer=None, initargs=()):
-        """Initializes a new ThreadPoolExecutor instance.
+    if HAS_WORKER_CONTEXT:
+        def __init__(self, max_workers=None, thread_name_prefix='',
+                     initializer=None, initargs=(), **ctxkwargs):
+            """Initializes a new ThreadPoolExecutor instance.
 
-        Args:
-            max_workers: The maximum number of threads that can be used to
-                execute the given calls.
-            thread_name_prefix: An optional name prefix to give our threads.
-            initializer: A callable used to initialize worker threads.
-            initargs: A tuple of arguments to pass to the initializer.
-        """
+            Args:
+                max_workers: The maximum number of threads that can be used to
+                    execute the given calls.
+                thread_name_prefix: An optional name prefix to give our threads.
+                initializer: A callable used to initialize worker threads.
+                initargs: A tuple of arguments to pass to the initializer.
+                ctxkwargs: Additional arguments to cls.prepare_context().
+            """
+            self._fastfutures_init(max_workers, thread_name_prefix, initializer, initargs, ctxkwargs)
+    else:
+        def __init__(self, max_workers=None, thread_name_prefix='',
+                     initializer=None, initargs=()):
+            """Initializes a new ThreadPoolExecutor instance.
+
+            Args:
+                max_workers: The maximum number of threads that can be used to
+                    execute the given calls.
+                thread_name_prefix: An optional name prefix to give our threads.
+                initializer: A callable used to initialize worker threads.
+                initargs: A tuple of arguments to pass to the initializer.
+            """
+            self._fastfutures_init(max_workers, thread_name_prefix, initializer, initargs, None)
+
+    def _fastfutures_init(self, max_workers, thread_name_prefix, initializer, initargs, ctxkwargs):
         if max_workers is None:
             max_workers = _default_max_workers()
         if max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
-        if initializer is not None and not callable(initializer):
+        resolve_task = None
+        if HAS_WORKER_CONTEXT:
+            prepare_context = type(self).prepare_context
+            (self._create_worker_context,
+             self._resolve_work_item_task,
+             ) = prepare_context(initializer, initargs, **ctxkwargs)
+            if getattr(prepare_context, "__func__", None) is not _default_prepare_context:
+                # A context of the pool's own: workers run what it resolves.
+                resolve_task = self._resolve_work_item_task
+        elif initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
 
         queue = WorkQueue()
-        # When the executor is garbage-collected its workers may exit.
-        queue.executor_ref = weakref.ref(self, lambda _, q=queue: q.close())
+        queue.broken_type = getattr(type(self), "BROKEN", BrokenThreadPool)
         # Held while a thread is started and by shutdown(), as in the stdlib.
         self._shutdown_lock = threading.Lock()
-        self._set_queue(queue, max_workers, self._shutdown_lock)
+        self._set_queue(queue, max_workers, self._shutdown_lock, resolve_task)
+        self._custom_context = resolve_task is not None
         self._threads = set()
         self._thread_name_prefix = (thread_name_prefix or
                                     ("ThreadPoolExecutor-%d" % self._counter()))
@@ -106,9 +142,18 @@ class ThreadPoolExecutor(ThreadPoolCore, Executor, _stdlib_thread.ThreadPoolExec
         num_threads = len(self._threads)
         if num_threads < self._max_workers:
             queue = self._work_queue
+            # When the executor is dropped, its workers may exit.  The
+            # worker holds this reference (as the stdlib's does): held by
+            # the queue, it would close a cycle through its callback.
+            executor_ref = weakref.ref(self, lambda _, q=queue: q.close())
             thread_name = '%s_%d' % (self._thread_name_prefix or self, num_threads)
-            t = threading.Thread(name=thread_name, target=queue.run_worker,
-                                 args=(self._initializer, self._initargs))
+            if self._custom_context:
+                target = queue.run_worker_in_context
+                args = (executor_ref, self._create_worker_context())
+            else:
+                target = queue.run_worker
+                args = (executor_ref, self._initializer, self._initargs)
+            t = threading.Thread(name=thread_name, target=target, args=args)
             t.start()
             self._threads.add(t)
             queue.num_threads = len(self._threads)
@@ -118,13 +163,14 @@ class ThreadPoolExecutor(ThreadPoolCore, Executor, _stdlib_thread.ThreadPoolExec
         queue = self._work_queue
         queue.broken = ('A thread initializer failed, the thread pool '
                         'is not usable anymore')
-        queue.fail_pending(BrokenThreadPool, queue.broken)
+        queue.fail_pending(queue.broken_type, queue.broken)
 
     def _forget_workers_after_fork(self):
         self._threads = set()
         # Another thread of the parent may have held it at the fork.
         self._shutdown_lock = threading.Lock()
-        self._set_queue(self._work_queue, self._max_workers, self._shutdown_lock)
+        self._set_queue(self._work_queue, self._max_workers, self._shutdown_lock,
+                        self._resolve_work_item_task if self._custom_context else None)
         queue = self._work_queue
         queue.reset_workers_after_fork()
 

@@ -1,8 +1,9 @@
 # Type stubs for fastfutures.thread.
 import concurrent.futures.thread
+import sys
 from collections.abc import Callable
 from concurrent.futures.thread import BrokenThreadPool as BrokenThreadPool
-from typing import overload
+from typing import Any, overload
 from typing_extensions import TypeVarTuple, Unpack
 
 from ._base import Executor
@@ -14,30 +15,62 @@ _Ts = TypeVarTuple("_Ts")
 # A subclass of the stdlib's ThreadPoolExecutor too (asyncio's
 # set_default_executor requires that); fastfutures' submit()/map() come first.
 class ThreadPoolExecutor(Executor, concurrent.futures.thread.ThreadPoolExecutor):
-    # initargs must match the initializer's parameters.
-    @overload
-    def __init__(
-        self,
-        max_workers: int | None = None,
-        thread_name_prefix: str = "",
-        initializer: Callable[[], object] | None = None,
-        initargs: tuple[()] = (),
-    ) -> None: ...
-    @overload
-    def __init__(
-        self,
-        max_workers: int | None = None,
-        thread_name_prefix: str = "",
-        *,
-        initializer: Callable[[Unpack[_Ts]], object],
-        initargs: tuple[Unpack[_Ts]],
-    ) -> None: ...
-    @overload
-    def __init__(
-        self,
-        max_workers: int | None,
-        thread_name_prefix: str,
-        initializer: Callable[[Unpack[_Ts]], object],
-        initargs: tuple[Unpack[_Ts]],
-    ) -> None: ...
+    if sys.version_info >= (3, 14):
+        # **ctxkwargs go to cls.prepare_context().
+        # initargs must match the initializer's parameters.
+        @overload
+        def __init__(
+            self,
+            max_workers: int | None = None,
+            thread_name_prefix: str = "",
+            initializer: Callable[[], object] | None = None,
+            initargs: tuple[()] = (),
+            **ctxkwargs: Any,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self,
+            max_workers: int | None = None,
+            thread_name_prefix: str = "",
+            *,
+            initializer: Callable[[Unpack[_Ts]], object],
+            initargs: tuple[Unpack[_Ts]],
+            **ctxkwargs: Any,
+        ) -> None: ...
+        @overload
+        def __init__(
+            self,
+            max_workers: int | None,
+            thread_name_prefix: str,
+            initializer: Callable[[Unpack[_Ts]], object],
+            initargs: tuple[Unpack[_Ts]],
+            **ctxkwargs: Any,
+        ) -> None: ...
+    else:
+        # initargs must match the initializer's parameters.
+        @overload
+        def __init__(
+            self,
+            max_workers: int | None = None,
+            thread_name_prefix: str = "",
+            initializer: Callable[[], object] | None = None,
+            initargs: tuple[()] = (),
+        ) -> None: ...
+        @overload
+        def __init__(
+            self,
+            max_workers: int | None = None,
+            thread_name_prefix: str = "",
+            *,
+            initializer: Callable[[Unpack[_Ts]], object],
+            initargs: tuple[Unpack[_Ts]],
+        ) -> None: ...
+        @overload
+        def __init__(
+            self,
+            max_workers: int | None,
+            thread_name_prefix: str,
+            initializer: Callable[[Unpack[_Ts]], object],
+            initargs: tuple[Unpack[_Ts]],
+        ) -> None: ...
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...

@@ -19,7 +19,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from resources import children, open_fds, shm_entries  # noqa: E402
+from resources import (multiprocessing_helpers, open_fds, pool_children,  # noqa: E402
+                       shm_entries, start_multiprocessing_helpers)
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -263,10 +264,12 @@ def main():
         # (3.12+); this scenario is about memory, not that warning.
         import warnings
         warnings.filterwarnings("ignore", category=DeprecationWarning)
+        start_multiprocessing_helpers()
     gc.collect()
     threads_before = {t.ident for t in threading.enumerate()}
     fds_before = open_fds()
     shm_before = shm_entries()
+    helpers_before = multiprocessing_helpers()
 
     step, cleanup = SCENARIOS[scenario](cf)
     checkpoints = []
@@ -285,7 +288,7 @@ def main():
     while time.monotonic() < deadline:
         extra_threads = [t.name for t in threading.enumerate()
                          if t.ident not in threads_before]
-        if not extra_threads and not children():
+        if not extra_threads and not pool_children():
             break
         time.sleep(0.05)
     fds_after = open_fds()
@@ -300,7 +303,10 @@ def main():
         "rss": checkpoints,
         "threads_left": [t.name for t in threading.enumerate()
                          if t.ident not in threads_before],
-        "children_left": sorted(children()),
+        "children_left": sorted(pool_children()),
+        # {pid: name}: the same ones before and after
+        "helpers_before": {str(k): v for k, v in helpers_before.items()},
+        "helpers": {str(k): v for k, v in multiprocessing_helpers().items()},
         "fds_left": sorted(f"{fd}->{target}" for fd, target in fds_after.items()
                            if fds_before.get(fd) != target),
         "shm_left": shm_new,

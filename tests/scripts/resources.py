@@ -42,6 +42,45 @@ def children():
     return found
 
 
+def multiprocessing_helpers():
+    """{pid: name} of multiprocessing's own helper processes: the forkserver
+    server and the resource tracker.  Each is started once, on first use,
+    serves every later pool and exits with this process (Python 3.14's
+    default start method on Linux, forkserver, starts both), so they are no
+    pool's leftovers; the leak tests check that they do not multiply and
+    that they end with the process."""
+    import sys
+    helpers = {}
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    if pid:
+        helpers[pid] = "forkserver"
+    tracker = sys.modules.get("multiprocessing.resource_tracker")
+    pid = getattr(getattr(tracker, "_resource_tracker", None), "_pid", None)
+    if pid:
+        helpers[pid] = "resource_tracker"
+    return helpers
+
+
+def start_multiprocessing_helpers():
+    """Start the helpers that the default start method uses, as its first
+    pool would: their descriptors and processes then exist before a
+    snapshot and are not counted as a pool's leftovers."""
+    import multiprocessing
+    from multiprocessing import resource_tracker
+    method = multiprocessing.get_start_method()
+    if method in ("spawn", "forkserver"):
+        resource_tracker.ensure_running()
+    if method == "forkserver":
+        from multiprocessing import forkserver
+        forkserver.ensure_running()
+
+
+def pool_children():
+    """children() other than multiprocessing's helpers."""
+    return children() - set(multiprocessing_helpers())
+
+
 def shm_entries():
     try:
         return set(os.listdir("/dev/shm"))
@@ -86,7 +125,7 @@ class Snapshot:
 
     @classmethod
     def take(cls):
-        return cls(set(threading.enumerate()), children(), open_fds(), shm_entries())
+        return cls(set(threading.enumerate()), pool_children(), open_fds(), shm_entries())
 
     def new_since(self, ignore_threads=()):
         """What exists now and did not when the snapshot was taken."""
