@@ -8,14 +8,15 @@ has one ``LoopBridge``: a completing thread appends the chain's ``Link`` to
 the bridge's queue, and only the completion that finds the queue without a
 drain scheduled wakes the loop.  The drain runs on the loop thread and
 completes every queued asyncio future, so asyncio futures are only ever
-touched by their loop's thread.  A closed loop is never called.
+touched by their loop's thread.  A closed loop is never called.  On
+asyncio's own loops, install() also wraps the selector's select() (see
+SpinningSelect) so that a loop about to sleep first spins for a completion.
 
 What is delivered is exactly what ``asyncio.futures._chain_future`` would
 deliver: results directly, everything else (exceptions, cancellation, the
 conversion of concurrent.futures' exception classes) through asyncio's own
 ``_copy_future_state``; cancelling the asyncio future cancels the source.
 """
-import asyncio
 from asyncio import futures as asyncio_futures
 
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
@@ -37,7 +38,6 @@ cdef class LoopBridge:
     cdef bint loop_spinning             # the loop thread spins in select(), GIL released
     cdef bint handed_off                # ... and a completion asked it to drain: no pipe write
     cdef bint loop_closed               # nothing is delivered any more
-    cdef public Py_ssize_t wake_ups     # loop wake-ups requested (tests, benchmarks)
 
     def __cinit__(self, loop):
         self.loop = loop
@@ -92,7 +92,6 @@ cdef class LoopBridge:
         cdef Py_ssize_t n, i = 0
         self.pending = fresh
         self.drain_scheduled = False
-        self.wake_ups += 1
         n = PyList_GET_SIZE(batch)
         self.outstanding -= n
         try:
