@@ -630,3 +630,17 @@ def test_ctrl_c_with_calls_in_flight(cf, loop_name):
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line and not line.startswith(" ")]
     assert errors == ["Traceback (most recent call last):", "KeyboardInterrupt"], proc.stderr
+
+
+def test_install_twice_keeps_the_executor_it_made():
+    async def main():
+        first = ffasyncio.install()
+        assert ffasyncio.install() is first
+        assert isinstance(first, concurrent.futures.ThreadPoolExecutor)
+        name = await asyncio.to_thread(lambda: threading.current_thread().name)
+        return name
+
+    try:
+        assert asyncio.run(asyncio.wait_for(main(), TIMEOUT)).startswith("asyncio_")
+    finally:
+        ffasyncio.uninstall()

@@ -26,6 +26,7 @@ own ``run_in_executor`` still runs, so its checks and errors are unchanged.
 ``uninstall()`` restores asyncio's function.
 """
 import asyncio
+import weakref
 from asyncio import futures as _asyncio_futures
 
 from .thread import ThreadPoolExecutor
@@ -71,19 +72,29 @@ def uninstall():
                 setattr(module, name, original)
 
 
+# The executor install() made for a loop: a second install() reuses it
+# rather than leave it running unreferenced (loop.close() shuts down only the
+# current default executor).
+_made_for_loop = weakref.WeakKeyDictionary()
+
+
 def install(loop=None, executor=None):
     """Route asyncio's completions of fastfutures futures through the bridge
     and make ``executor`` (a new ``fastfutures.ThreadPoolExecutor`` when None)
     the default executor of ``loop`` (the running loop when None).
 
     Returns the executor.  The loop shuts its default executor down when it
-    closes (``asyncio.run`` does), as it does its own.
+    closes (``asyncio.run`` does), as it does its own.  Calling it again for
+    the same loop without an executor keeps the one it made.
     """
     if loop is None:
         loop = asyncio.get_running_loop()
     if executor is None:
-        # The name asyncio gives its own default pool's threads.
-        executor = ThreadPoolExecutor(thread_name_prefix="asyncio")
+        executor = _made_for_loop.get(loop)
+        if executor is None or executor._shutdown:
+            # The name asyncio gives its own default pool's threads.
+            executor = ThreadPoolExecutor(thread_name_prefix="asyncio")
+            _made_for_loop[loop] = executor
     loop.set_default_executor(executor)
     _engage()
     if _asyncio_bridge is not None:
