@@ -3,10 +3,11 @@
 Two registries:
 
 * ``IMPLEMENTATIONS``: the columns being compared -- the stdlib (the baseline),
-  fastfutures, and loky for the process pool when it is installed; for the
-  "distributed" group (only where dask is installed), dask's own executor
-  (that group's baseline) and its native client API.  A third column is one
-  ``Implementation`` entry.
+  fastfutures, loky for the process pool, and for asyncio offload anyio's
+  ``to_thread.run_sync`` and uvloop (with either pool), each when installed;
+  for the "distributed" group (only where dask is installed), dask's own
+  executor (that group's baseline) and its native client API.  A further
+  column is one ``Implementation`` entry.
 * ``WORKLOADS``: what is measured.  A ``Timed`` workload is a context manager
   ``prepare(impl, size)`` that builds everything outside the timed region
   (executor created, threads or processes started and warm) and yields a
@@ -18,6 +19,7 @@ Two registries:
 The report (_report.py) and the pytest-benchmark files (bench/) both read
 these registries, so the two can never measure different things.
 """
+import asyncio
 import collections
 import contextlib
 import gc
@@ -194,11 +196,17 @@ class Implementation:
 STDLIB = "stdlib"       # the baseline every ratio is taken against
 
 IMPLEMENTATIONS = (
-    Implementation(STDLIB, "concurrent.futures", {"thread", "process", "memory"},
+    Implementation(STDLIB, "concurrent.futures", {"thread", "process", "memory", "asyncio"},
                    _stdlib_process_pool),
-    Implementation("fastfutures", "fastfutures", {"thread", "process", "memory", "distributed"},
+    Implementation("fastfutures", "fastfutures",
+                   {"thread", "process", "memory", "asyncio", "distributed"},
                    _fastfutures_process_pool, _DaskExecutorRunner),
     Implementation("loky", "loky", {"process"}, _loky_process_pool),
+    # asyncio offload only (see _asyncio_side): anyio's to_thread.run_sync on
+    # asyncio's loop; uvloop with the stdlib pool; uvloop with fastfutures.
+    Implementation("anyio", "anyio", {"asyncio"}, None),
+    Implementation("uvloop", "uvloop", {"asyncio"}, None),
+    Implementation("fastfutures+uvloop", "uvloop", {"asyncio"}, None),
     # The distributed group's baseline is dask's concurrent.futures executor.
     Implementation("dask.executor", "distributed", {"distributed"},
                    dask_runner=_DaskClientExecutorRunner),
@@ -513,6 +521,96 @@ def _large_results(zero_copy_results):
     return prepare
 
 
+# -- asyncio offload -------------------------------------------------------------
+
+# The loop's default executor gets this many workers in every column (anyio
+# uses its own pool, capped at 40 threads).
+ASYNCIO_WORKERS = 4
+
+
+@contextlib.contextmanager
+def _asyncio_side(impl):
+    """A warm event loop for ``impl`` and its two ways to offload a call:
+    yields (loop, to_thread, run_in_executor), each taking a function and
+    returning an awaitable.  stdlib: asyncio's loop with a concurrent.futures
+    default executor; fastfutures: fastfutures.asyncio.install() with a
+    fastfutures pool; anyio: anyio.to_thread.run_sync for both."""
+    import concurrent.futures
+    if impl.name in ("uvloop", "fastfutures+uvloop"):
+        loop = impl.cf.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    try:
+        if impl.name in ("fastfutures", "fastfutures+uvloop"):
+            import fastfutures.asyncio
+            fastfutures.asyncio.install(
+                loop, fastfutures.ThreadPoolExecutor(ASYNCIO_WORKERS, "asyncio"))
+        elif impl.name != "anyio":
+            loop.set_default_executor(
+                concurrent.futures.ThreadPoolExecutor(ASYNCIO_WORKERS, "asyncio"))
+        if impl.name == "anyio":
+            run_sync = impl.cf.to_thread.run_sync
+            to_thread = run_in_executor = run_sync
+        else:
+            to_thread = asyncio.to_thread
+
+            def run_in_executor(fn):
+                return loop.run_in_executor(None, fn)
+
+        async def warm():
+            for _ in range(ASYNCIO_WORKERS * 25):
+                await asyncio.gather(*[run_in_executor(noop) for _ in range(ASYNCIO_WORKERS)])
+        loop.run_until_complete(warm())
+        yield loop, to_thread, run_in_executor
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+
+
+@contextlib.contextmanager
+def _sequential_to_thread(impl, size):
+    with _asyncio_side(impl) as (loop, to_thread, _):
+        async def offload():
+            for _ in itertools.repeat(None, size):
+                await to_thread(noop)
+
+        def run():
+            loop.run_until_complete(offload())
+        yield run
+
+
+@contextlib.contextmanager
+def _gather_run_in_executor(impl, size):
+    with _asyncio_side(impl) as (loop, _, run_in_executor):
+        async def offload():
+            await asyncio.gather(*[run_in_executor(noop) for _ in itertools.repeat(None, size)])
+
+        def run():
+            loop.run_until_complete(offload())
+        yield run
+
+
+SERVER_OFFLOADS_PER_TASK = 100
+
+
+@contextlib.contextmanager
+def _server_mix(impl, size):
+    with _asyncio_side(impl) as (loop, _, run_in_executor):
+        async def handler():
+            for _ in itertools.repeat(None, SERVER_OFFLOADS_PER_TASK):
+                await run_in_executor(noop)
+
+        async def serve():
+            tasks = max(1, size // SERVER_OFFLOADS_PER_TASK)
+            await asyncio.gather(*[handler() for _ in range(tasks)])
+
+        def run():
+            loop.run_until_complete(serve())
+        yield run
+
+
 # -- memory metrics ------------------------------------------------------------
 
 @contextlib.contextmanager
@@ -656,6 +754,13 @@ WORKLOADS = (
           "16 MiB results; fastfutures with zero_copy_results=True (views; after a warm-up round)",
           _large_results(True), unit="result", size=32, quick_size=4, target=8, rounds=2,
           pool_per_run=True),
+    Timed("asyncio", "to_thread", "await asyncio.to_thread(noop), one after another",
+          _sequential_to_thread, unit="call", size=5_000, quick_size=500, target=3),
+    Timed("asyncio", "gather", "gather of n loop.run_in_executor(None, noop)",
+          _gather_run_in_executor, unit="call", size=100_000, quick_size=10_000, target=10,
+          rounds=3),
+    Timed("asyncio", "server_mix", "n/100 concurrent tasks, each 100 run_in_executor(None, noop)",
+          _server_mix, unit="call", size=100_000, quick_size=10_000, target=5, rounds=3),
     Memory("memory", "pending_future", "bytes per pending Future()",
            _pending_future_bytes, unit="future", size=20_000, quick_size=10_000,
            target=200),

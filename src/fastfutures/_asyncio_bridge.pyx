@@ -1,0 +1,271 @@
+# cython: language_level=3
+"""Completing asyncio futures from fastfutures futures, in batches.
+
+asyncio chains a concurrent future to an asyncio future with a done-callback
+that calls ``loop.call_soon_threadsafe`` once per completion: a lock, a
+handle and a self-pipe write (a loop wake-up) for every call.  Here each loop
+has one ``LoopBridge``: a completing thread appends the chain's ``Link`` to
+the bridge's queue, and only the completion that finds the queue without a
+drain scheduled wakes the loop.  The drain runs on the loop thread and
+completes every queued asyncio future, so asyncio futures are only ever
+touched by their loop's thread.  A closed loop is never called.  On
+asyncio's own loops, install() also wraps the selector's select() (see
+SpinningSelect) so that a loop about to sleep first spins for a completion.
+
+What is delivered is exactly what ``asyncio.futures._chain_future`` would
+deliver: results directly, everything else (exceptions, cancellation, the
+conversion of concurrent.futures' exception classes) through asyncio's own
+``_copy_future_state``; cancelling the asyncio future cancels the source.
+"""
+from asyncio import futures as asyncio_futures
+
+from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
+from ._future cimport FutureCore, ST_FINISHED, spin_then_hand_off, ff_store_release, ff_monotonic
+
+cdef object copy_future_state = asyncio_futures._copy_future_state
+cdef object is_asyncio_future = asyncio_futures.isfuture
+cdef object AsyncioFuture = asyncio_futures.Future      # the C future where there is one
+
+cdef class LoopBridge:
+    """One loop's queue of completed links, drained on the loop's thread."""
+
+    cdef object loop
+    cdef object call_soon_threadsafe
+    cdef object drain_handle_callback   # self.drain, bound once
+    cdef list pending                   # Links whose source is done, oldest first
+    cdef int drain_scheduled            # an int: a spinning loop thread reads it without the GIL
+    cdef Py_ssize_t outstanding         # chained links not yet delivered (loop thread only)
+    cdef bint loop_spinning             # the loop thread spins in select(), GIL released
+    cdef bint handed_off                # ... and a completion asked it to drain: no pipe write
+    cdef bint loop_closed               # nothing is delivered any more
+
+    def __cinit__(self, loop):
+        self.loop = loop
+        self.call_soon_threadsafe = loop.call_soon_threadsafe
+        self.drain_handle_callback = self.drain
+        self.pending = []
+
+    cdef int enqueue(self, Link link) except -1:
+        """Called in the completing thread (any thread, GIL held)."""
+        if self.loop_closed:
+            return 0
+        # No Python code between reading drain_scheduled and appending: the
+        # drain swaps the queue and clears the flag in one step too.
+        self.pending.append(link)
+        if self.drain_scheduled:
+            # close() drops a scheduled drain: without this look the queue
+            # would grow until the loop is collected.  (asyncio's chaining
+            # calls is_closed() once per completion too.)
+            if not self.loop_spinning:
+                self.forget_if_closed()
+            return 0
+        if self.loop_spinning:
+            # The loop thread sees the flag and schedules the drain itself
+            # (it clears loop_spinning under the GIL we hold: no race).
+            self.handed_off = True
+            ff_store_release(&self.drain_scheduled, 1)
+            return 0
+        ff_store_release(&self.drain_scheduled, 1)
+        if self.forget_if_closed():
+            return 0
+        try:
+            self.call_soon_threadsafe(self.drain_handle_callback)
+        except BaseException:
+            # Closed meanwhile (RuntimeError), or interrupted: let the next
+            # completion try again rather than leave the queue without a drain.
+            if not self.forget_if_closed():
+                self.drain_scheduled = False
+                raise
+        return 0
+
+    cdef bint forget_if_closed(self) except -1:
+        if not self.loop.is_closed():
+            return False
+        self.loop_closed = True
+        self.pending = []
+        return True
+
+    def drain(self):
+        """Deliver every queued completion (a loop callback)."""
+        cdef list fresh = []            # allocated first: may let other threads in
+        cdef list batch = self.pending
+        cdef Py_ssize_t n, i = 0
+        self.pending = fresh
+        self.drain_scheduled = False
+        n = PyList_GET_SIZE(batch)
+        self.outstanding -= n
+        try:
+            while i < n:
+                (<Link>PyList_GET_ITEM(batch, i)).deliver()
+                i += 1
+        finally:
+            if i < n:
+                # A BaseException (KeyboardInterrupt, SystemExit) escapes:
+                # the rest, from the link it interrupted on, waits for the
+                # next drain (deliver() skips a destination already done).
+                self.requeue(batch[i:])
+
+    cdef int requeue(self, list links) except -1:
+        self.outstanding += PyList_GET_SIZE(links)
+        self.pending = links + self.pending
+        if not self.drain_scheduled and not self.loop_closed:
+            self.schedule_from_loop_thread()
+        return 0
+
+    cdef int schedule_from_loop_thread(self) except -1:
+        self.drain_scheduled = True
+        self.loop.call_soon(self.drain_handle_callback)
+        return 0
+
+
+cdef class Link:
+    """One chain, source -> destination; the done-callback of both."""
+
+    cdef LoopBridge bridge
+    cdef FutureCore source
+    cdef object destination
+
+    def __cinit__(self, LoopBridge bridge, FutureCore source, destination):
+        self.bridge = bridge
+        self.source = source
+        self.destination = destination
+
+    def __call__(self, future):
+        if future is self.destination:
+            # The asyncio future is done first: it was cancelled (on the
+            # loop thread, as asyncio's _call_check_cancel).
+            if future.cancelled():
+                self.source.cancel()
+        else:
+            self.bridge.enqueue(self)
+
+    cdef int deliver(self) except -1:
+        """On the loop thread: copy the source's outcome to the destination."""
+        cdef object destination = self.destination
+        cdef FutureCore source = self.source
+        try:
+            if destination.done():
+                return 0        # cancelled meanwhile; its callback cancels the source
+            # Done now, so this link's cancellation check would be a no-op
+            # handle: drop it.
+            destination.remove_done_callback(self)
+            if source._state == ST_FINISHED and source._exception_value is None:
+                destination.set_result(source._result_value)
+            else:
+                copy_future_state(source, destination)
+        except Exception as exc:
+            self.bridge.loop.call_exception_handler({
+                "message": "Exception while completing an asyncio future"
+                           " from its fastfutures future",
+                "exception": exc,
+                "future": destination,
+            })
+        return 0
+
+
+cdef object bridge_of(object loop):
+    bridge = getattr(loop, "_fastfutures_bridge", None)
+    if bridge is None:
+        bridge = LoopBridge(loop)
+        loop._fastfutures_bridge = bridge
+    return bridge
+
+
+cdef int link_futures(FutureCore source, object destination) except -1:
+    cdef LoopBridge bridge = bridge_of(destination.get_loop())
+    cdef Link link = Link(bridge, source, destination)
+    bridge.outstanding += 1
+    destination.add_done_callback(link)
+    source.add_done_callback(link)
+    return 0
+
+
+cdef object original_chain_future = asyncio_futures._chain_future
+cdef object original_wrap_future = asyncio_futures.wrap_future
+
+
+def chain_future(source, destination):
+    """``asyncio.futures._chain_future`` through the bridge when the source is
+    a fastfutures future and the destination an asyncio future; asyncio's
+    own for anything else (run_coroutine_threadsafe, stdlib futures)."""
+    if not isinstance(source, FutureCore) or not (
+            type(destination) is AsyncioFuture or is_asyncio_future(destination)):
+        return original_chain_future(source, destination)
+    link_futures(<FutureCore>source, destination)
+
+
+def wrap_future(future, *, loop=None):
+    """``asyncio.futures.wrap_future``: a fastfutures future given with its
+    loop (what ``loop.run_in_executor`` passes) goes straight to the bridge,
+    without asyncio's Python-level steps; anything else to asyncio's own
+    (which reaches the bridge through ``chain_future``)."""
+    cdef object destination
+    if loop is None or not isinstance(future, FutureCore):
+        return original_wrap_future(future, loop=loop)
+    destination = loop.create_future()
+    link_futures(<FutureCore>future, destination)
+    return destination
+
+
+# How long a loop spins for a completion before it blocks in select().  About
+# three times a to_thread() round trip on a small machine: long enough to
+# catch the next completion of a steady stream, short enough that the I/O
+# events that the spin delays (select() is not polled meanwhile) do not notice.
+DEFAULT_SPIN_SECONDS = 50e-6
+
+
+cdef class SpinningSelect:
+    """A selector's ``select`` that, while offloaded calls are outstanding,
+    first spins (GIL released) for a completion before the loop blocks."""
+
+    cdef object select
+    cdef LoopBridge bridge
+    cdef public double spin_seconds
+
+    def __cinit__(self, select, LoopBridge bridge, double spin_seconds):
+        self.select = select
+        self.bridge = bridge
+        self.spin_seconds = spin_seconds
+
+    def __call__(self, timeout=None):
+        cdef LoopBridge bridge = self.bridge
+        cdef double deadline
+        if bridge.drain_scheduled and timeout != 0:
+            # The loop only blocks with an empty ready queue, so the drain
+            # is not in it: a KeyboardInterrupt landed between the loop
+            # taking its handle and running it (asyncio would lose that one
+            # completion; here the whole queue would wait).  Or a completing
+            # thread is between setting the flag and scheduling it: a second
+            # drain is harmless.
+            bridge.schedule_from_loop_thread()
+            timeout = 0
+        elif bridge.outstanding > 0 and not bridge.drain_scheduled and timeout != 0 \
+                and self.spin_seconds > 0:
+            bridge.loop_spinning = True
+            with nogil:
+                deadline = ff_monotonic() + self.spin_seconds
+                while spin_then_hand_off(&bridge.drain_scheduled, 1, 64) == 0 \
+                        and ff_monotonic() < deadline:
+                    pass
+            bridge.loop_spinning = False
+            if bridge.handed_off:
+                bridge.handed_off = False
+                bridge.schedule_from_loop_thread()
+                timeout = 0
+            elif bridge.drain_scheduled:
+                timeout = 0
+        return self.select(timeout)
+
+
+def spin_before_select(loop, double spin_seconds=DEFAULT_SPIN_SECONDS):
+    """Make a selector-based loop (asyncio's own) spin before it blocks while
+    calls are outstanding: a completion then reaches it without a self-pipe
+    write and without waking a sleeping thread.  Returns False for a loop
+    without a selector (uvloop: libuv's poll cannot be wrapped)."""
+    selector = getattr(loop, "_selector", None)
+    select = getattr(selector, "select", None)
+    if select is None:
+        return False
+    if type(select) is not SpinningSelect:
+        selector.select = SpinningSelect(select, bridge_of(loop), spin_seconds)
+    return True
