@@ -3,10 +3,15 @@
 Each test here failed before its fix (found through tqdm, tornado, the
 tutorials and CPython's own suite), and runs against both implementations.
 """
+import concurrent.futures.process
 import gc
 import inspect
+import multiprocessing
+import os
 import sys
 import threading
+import time
+import traceback
 import types
 import weakref
 
@@ -200,3 +205,67 @@ def test_process_map_returns_a_generator(cf):
         results = ex.map(abs, [-1, -2, -3], chunksize=2)
         assert inspect.isgenerator(results)
         assert list(results) == [1, 2, 3]
+
+
+# -- a broken process pool ------------------------------------------------------
+
+def _exit_abruptly():
+    os._exit(3)
+
+
+def _wait_for_file(path):
+    deadline = time.monotonic() + TIMEOUT
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    return 0
+
+
+# Before 3.12 the stdlib fails every future with one shared exception.
+own_exception_differs = (pytest.mark.stdlib_differs if sys.version_info < (3, 12)
+                         else (lambda test: test))
+
+
+@own_exception_differs
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_broken_process_pool_fails_each_future_with_its_own_exception(cf, method):
+    # gh-101267 (CPython's test_broken_process_pool_traceback, 3.12+): a
+    # shared exception would gather one traceback frame per result() call.
+    ctx = multiprocessing.get_context(method)
+    with cf.ProcessPoolExecutor(1, mp_context=ctx) as ex:
+        futures = [ex.submit(_exit_abruptly)] + [ex.submit(abs, -1) for _ in range(2)]
+        errors = []
+        for future in futures:
+            try:
+                future.result(timeout=TIMEOUT)
+            except cf.process.BrokenProcessPool as exc:
+                errors.append(exc)
+        assert len(errors) == 3
+        assert len({id(e) for e in errors}) == 3
+        for exc in errors:
+            frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                      if f.filename == __file__]
+            assert len(frames) == 1
+
+
+@pytest.mark.skipif(
+    not hasattr(concurrent.futures.process._ExecutorManagerThread, "_replace_dead_worker"),
+    reason="the running stdlib replaces the retiring worker and runs the work (gh-152967 "
+           "is not in it)")
+def test_dropped_pool_fails_work_stranded_by_a_retiring_worker(cf, tmp_path):
+    # gh-152967: the executor is garbage collected while its only worker
+    # retires (max_tasks_per_child) with work queued: that work fails.
+    gate = str(tmp_path / "gate")
+    ex = cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                max_tasks_per_child=1)
+    futures = [ex.submit(_wait_for_file, gate)] + [ex.submit(abs, -i) for i in (1, 2)]
+    manager_thread = ex._executor_manager_thread
+    ref = weakref.ref(ex)
+    del ex
+    gc.collect()
+    assert ref() is None
+    open(gate, "w").close()
+    assert futures[0].result(timeout=TIMEOUT) == 0
+    for future in futures[1:]:
+        with pytest.raises(cf.process.BrokenProcessPool, match="garbage collected"):
+            future.result(timeout=TIMEOUT)
+    manager_thread.join(TIMEOUT)

@@ -74,6 +74,15 @@ _BROKEN_MESSAGE = ('A child process terminated abruptly, the process pool '
 _FUTURE_BROKEN_MESSAGE = ('A process in the process pool was terminated '
                           'abruptly while the future was running or pending.')
 
+# gh-152967 (in the stdlib of Debian's 3.14.10): the executor was dropped
+# while its last worker retired (max_tasks_per_child) with work queued; the
+# stdlib cannot start a replacement then, and fails the queued work.
+_STRANDED_WORK_FAILS = hasattr(_stdlib_process._ExecutorManagerThread, "_replace_dead_worker")
+_STRANDED_MESSAGE = ("The ProcessPoolExecutor was garbage collected with "
+                     "work pending after its last worker process exited "
+                     "upon reaching max_tasks_per_child; the pending work "
+                     "can never be run.")
+
 _INHERITED_MESSAGE = ('The process pool was started by the parent of this process '
                       '(os.fork()): it is not usable here')
 
@@ -331,11 +340,16 @@ class _ResultThread(threading.Thread):
             core.workers.remove(worker)
             core.workers_changed = True
             worker.channel.close()
+            stranded = (_STRANDED_WORK_FAILS and worker.retiring and not core.workers
+                        and bool(core.queue or core.tasks) and self.executor_ref() is None)
             # Replaced while work is queued, also when shutting down: the
             # queued calls still run (as the stdlib's do).
-            if worker.retiring and (core.queue or not self._shutting_down()):
+            if not stranded and worker.retiring and (core.queue or not self._shutting_down()):
                 core.spawn_worker()
             core.dispatch()
+        if stranded:
+            self._break(None, _STRANDED_MESSAGE)
+            return False
         return True
 
     def _wind_down(self):
@@ -361,7 +375,7 @@ class _ResultThread(threading.Thread):
                 return False
             return True
 
-    def _break(self, cause):
+    def _break(self, cause, message=_FUTURE_BROKEN_MESSAGE):
         """The pool is broken: fail every future, stop every worker."""
         core = self.core
         executor = self.executor_ref()
@@ -376,13 +390,16 @@ class _ResultThread(threading.Thread):
             executor = None
             futures = core.take_all_futures()
             workers = core.take_workers()
-        error = BrokenProcessPool(_FUTURE_BROKEN_MESSAGE)
-        if cause is not None:
-            error.__cause__ = _RemoteTraceback(f"\n'''\n{''.join(cause)}'''")
+        cause_text = None if cause is None else f"\n'''\n{''.join(cause)}'''"
         # Every future fails and every worker is stopped even if a
         # done-callback raises (SystemExit...): that is raised after.
         callback_error = None
         for future in futures:
+            # An exception of its own for each future (gh-101267): a shared
+            # one would gather a traceback frame per result() call.
+            error = BrokenProcessPool(message)
+            if cause_text is not None:
+                error.__cause__ = _RemoteTraceback(cause_text)
             try:
                 if not future.done():
                     future.set_exception(error)
