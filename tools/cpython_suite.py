@@ -42,7 +42,7 @@ SET_ASIDE = {
         "reads executor._executor_manager_thread",
     # 3.14
     "test_process_pool.*.test_broken_process_pool_traceback":
-        "terminates a worker found in executor._processes (tests/test_process.py "
+        "terminates a worker found in executor._processes (tests/test_dropin.py "
         "covers the behaviour: one BrokenProcessPool per future)",
     "test_process_pool.*.test_terminate_workers":
         "replaces executor._force_shutdown with a mock, expects process._TERMINATE",
