@@ -444,6 +444,29 @@ def test_chunksize_is_one_task_per_chunk(dask_client):
     assert [keys[i * 10:(i + 1) * 10] == [keys[i * 10]] * 10 for i in range(10)] == [True] * 10
 
 
+class FailsToUnpickle:
+    def __reduce__(self):
+        return _raise_on_load, ()
+
+
+def _raise_on_load():
+    raise RuntimeError("cannot be loaded")
+
+
+def fails_to_unpickle():
+    return FailsToUnpickle()
+
+
+def test_result_that_fails_to_unpickle_fails_only_its_future(dask_client):
+    # (The process pool breaks: its result stream is lost.  See
+    # test_process.py's test_result_that_fails_to_unpickle_breaks_pool.)
+    with DaskExecutor(dask_client) as executor:
+        future = executor.submit(fails_to_unpickle)
+        with pytest.raises(RuntimeError, match="cannot be loaded"):
+            future.result(timeout=TIMEOUT)
+        assert executor.submit(square, 3).result(timeout=TIMEOUT) == 9
+
+
 def test_cancel_is_forwarded_to_dask(dask_client, gate):
     with DaskExecutor(dask_client) as executor:
         _occupy_workers(executor, gate)
