@@ -110,3 +110,47 @@ def no_leaked_threads():
     gc.collect()
     remaining = leaked() if not wait_until(lambda: not leaked(), timeout=2) else []
     assert not remaining, f"threads left running after the test: {remaining}"
+
+
+# -- a dask cluster on loopback (test_distributed*.py) ----------------------------
+
+# Worker processes of the LocalCluster that dask_client starts.
+DASK_WORKERS = 2
+
+
+@pytest.fixture(scope="module")
+def no_processes_left():
+    """Every process a module starts (cluster, workers, pools, commands) is
+    gone once its fixtures are torn down.  Opt in per module, before the
+    fixtures that start them: ``pytest.mark.usefixtures("no_processes_left")``."""
+    import psutil
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    yield
+
+    def left():
+        alive = []
+        for process in me.children(recursive=True):
+            try:
+                if (process.pid not in before and process.status() != psutil.STATUS_ZOMBIE
+                        # multiprocessing's, kept for the interpreter's life
+                        and "resource_tracker" not in " ".join(process.cmdline())):
+                    alive.append(process)
+            except psutil.NoSuchProcess:
+                pass
+        return alive
+    assert wait_until(lambda: not left(), timeout=30), left()
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """One LocalCluster of DASK_WORKERS single-threaded worker processes on
+    127.0.0.1 for the module (starting one costs seconds), and a client."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=DASK_WORKERS, threads_per_worker=1,
+                                       processes=True, dashboard_address=":0",
+                                       host="127.0.0.1")
+    client = distributed.Client(cluster, set_as_default=False)
+    yield client
+    client.close()
+    cluster.close()

@@ -28,7 +28,7 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT, _load_fastfutures, src_path_of, wait_until
+from conftest import DASK_WORKERS, TIMEOUT, _load_fastfutures, src_path_of, wait_until
 
 distributed = pytest.importorskip(
     "distributed", reason="dask.distributed is not installed (pip install \"fastfutures[dask]\")")
@@ -37,13 +37,15 @@ from fastfutures.distributed import BrokenDaskCluster, DaskExecutor  # noqa: E40
 
 pytestmark = [
     pytest.mark.skipif(sys.platform == "win32", reason="POSIX process control"),
+    # Torn down last: every process the module starts is gone by then.
+    pytest.mark.usefixtures("no_processes_left"),
     # 3.12+: fork() with dask's threads alive warns; the pool's workers only
     # run the pool's loop.
     pytest.mark.filterwarnings(
         "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning"),
 ]
 
-WORKERS = 2
+WORKERS = DASK_WORKERS
 
 
 # -- functions run remotely (module level: importable by the workers) -----------
@@ -114,41 +116,6 @@ def ran(directory, suffix=".ran"):
 
 
 # -- fixtures ------------------------------------------------------------------------
-
-@pytest.fixture(scope="module", autouse=True)
-def no_processes_left():
-    """Every process the module starts (cluster, workers, pools, dask
-    commands) is gone once its fixtures are torn down (this one goes last)."""
-    import psutil
-    me = psutil.Process()
-    before = {p.pid for p in me.children(recursive=True)}
-    yield
-
-    def left():
-        alive = []
-        for process in me.children(recursive=True):
-            try:
-                if (process.pid not in before and process.status() != psutil.STATUS_ZOMBIE
-                        # multiprocessing's, kept for the interpreter's life
-                        and "resource_tracker" not in " ".join(process.cmdline())):
-                    alive.append(process)
-            except psutil.NoSuchProcess:
-                pass
-        return alive
-    assert wait_until(lambda: not left(), timeout=30), left()
-
-
-@pytest.fixture(scope="module")
-def dask_client():
-    """One LocalCluster of two single-threaded worker processes for the module."""
-    cluster = distributed.LocalCluster(n_workers=WORKERS, threads_per_worker=1,
-                                       processes=True, dashboard_address=":0",
-                                       host="127.0.0.1")
-    client = distributed.Client(cluster, set_as_default=False)
-    yield client
-    client.close()
-    cluster.close()
-
 
 # The reference twin is the stdlib's process pool (fastfutures' own is held
 # to it in test_process.py).
@@ -475,6 +442,29 @@ def test_chunksize_is_one_task_per_chunk(dask_client):
         keys = list(executor.map(current_task, range(100), chunksize=10, timeout=TIMEOUT))
     assert len(set(keys)) == 10
     assert [keys[i * 10:(i + 1) * 10] == [keys[i * 10]] * 10 for i in range(10)] == [True] * 10
+
+
+class FailsToUnpickle:
+    def __reduce__(self):
+        return _raise_on_load, ()
+
+
+def _raise_on_load():
+    raise RuntimeError("cannot be loaded")
+
+
+def fails_to_unpickle():
+    return FailsToUnpickle()
+
+
+def test_result_that_fails_to_unpickle_fails_only_its_future(dask_client):
+    # (The process pool breaks: its result stream is lost.  See
+    # test_process.py's test_result_that_fails_to_unpickle_breaks_pool.)
+    with DaskExecutor(dask_client) as executor:
+        future = executor.submit(fails_to_unpickle)
+        with pytest.raises(RuntimeError, match="cannot be loaded"):
+            future.result(timeout=TIMEOUT)
+        assert executor.submit(square, 3).result(timeout=TIMEOUT) == 9
 
 
 def test_cancel_is_forwarded_to_dask(dask_client, gate):

@@ -32,6 +32,15 @@ Semantics are ProcessPoolExecutor's, with a cluster in place of the pool:
   elsewhere, or fail it with ``KilledWorker``) is what the future gets.
 * Every submit runs: tasks are impure (a fresh key per call), never
   deduplicated by dask.
+* It is a ``concurrent.futures.Executor``, not a ``ProcessPoolExecutor``
+  subclass: what is about the processes of this machine (``mp_context``,
+  ``initializer``, ``max_tasks_per_child``, shared memory, worker pids) has no
+  meaning on a cluster.  tests/test_distributed_process_suite.py runs the
+  process pool's tests on it and lists those left out.
+* dask pickles with cloudpickle where pickle fails: a lambda or a local
+  function travels (the process pool fails its future).  A result that fails
+  to unpickle fails only its own future (the process pool breaks).  dask
+  warns (``UserWarning``) about a task whose arguments pass 10 MiB.
 * If the client loses its scheduler (or is closed under the executor), every
   pending future fails with ``BrokenDaskCluster`` (a ``BrokenExecutor``) and
   later submits raise it.
@@ -489,9 +498,14 @@ class DaskExecutor(Executor):
                 buffered_map(self, run_chunk, (chunks,), timeout, buffersize)))
         futures = []
         results = results_in_order(futures, timeout)   # the deadline starts now
-        submit = self._completer.submit
-        name = funcname(fn)
-        futures.extend(submit(name, run_chunk, (chunk,), {}) for chunk in chunks)
+        if "submit" in self.__dict__ or type(self).submit is not DaskExecutor.submit:
+            # A subclass's submit() or one set on the instance (tqdm's
+            # process_map wraps it so) sees every chunk, as with the stdlib.
+            futures.extend(self.submit(run_chunk, chunk) for chunk in chunks)
+        else:
+            submit = self._completer.submit
+            name = funcname(fn)
+            futures.extend(submit(name, run_chunk, (chunk,), {}) for chunk in chunks)
         return map_results(ChunkedResults(results))
 
     def shutdown(self, wait=True, *, cancel_futures=False):
