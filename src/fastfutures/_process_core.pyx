@@ -110,6 +110,11 @@ assert MAX_IN_FLIGHT <= transport.CLAIM_SLOTS
 cdef double RESULT_SPIN_SECONDS = 50e-6
 cdef double WORKER_SPIN_SECONDS = 50e-6
 
+# How often the result thread looks at a timed call whose function has not
+# started yet (it does not know when it will): the limit is enforced within
+# this much of the start.
+cdef double UNCLAIMED_RECHECK_SECONDS = 0.02
+
 # Cached function pickles (either side).  Bounded: cleared when full.
 cdef Py_ssize_t FN_CACHE_SIZE = 256
 
@@ -190,13 +195,18 @@ cdef inline int write_record(Ring ring, uint8_t kind, uint8_t flags, int64_t tas
 @cython.final
 @cython.freelist(64)
 cdef class Call:
-    """A pickled call waiting in the pool's queue."""
+    """A pickled call: waiting in the pool's queue, or in a worker's ring
+    (``link`` set) until its reply."""
     cdef readonly FutureCore future
     cdef uint8_t kind
     cdef uint8_t flags
     cdef bytes fn_bytes     # the function's own pickle, or b"" (inside rest)
     cdef bytes rest
     cdef object buffers     # None, or out-of-band buffers for a segment
+    cdef readonly double limit      # seconds it may run; 0: no limit
+    cdef readonly object fn         # kept for a time limit's message
+    cdef readonly Link link         # the worker whose ring holds it, or None
+    cdef readonly int slot          # its claim slot there
 
 
 cdef class PoolFutureCore(FutureCore):
@@ -204,27 +214,32 @@ cdef class PoolFutureCore(FutureCore):
     holds the call's claim slot (see _shm_ring.h): cancel() and the worker's
     claim race on it, and exactly one wins.  The future stays PENDING until
     the reply; running() reads the claim."""
-    cdef Claims claims      # None unless the call is in a worker's ring
+    cdef Link link          # None unless the call is in a worker's ring
     cdef int slot
 
     def cancel(self):
         """Cancel the future if possible.
 
         Returns True if the future was cancelled, False otherwise. A future
-        cannot be cancelled if it is running or has already completed.
+        cannot be cancelled if it is running or has already completed
+        (unless the pool was made with cancel_running=True: then its worker
+        is killed and replaced).
         """
-        cdef Claims claims = self.claims
+        cdef Link link = self.link
         # No Python code between reading the state and the compare-and-swap.
-        if self._state == ST_PENDING and claims is not None:
-            if not claims.cancel(self.slot):
-                return False        # the worker claimed it: running
+        if self._state == ST_PENDING and link is not None:
+            if not link.claims.cancel(self.slot):
+                # The worker claimed it: running.
+                if not link.cancel_running:
+                    return False
+                link.request_kill(self.slot)
         return FutureCore.cancel(self)
 
     def running(self):
         """Return True if the future is currently executing."""
-        cdef Claims claims = self.claims
-        if self._state == ST_PENDING and claims is not None:
-            return claims.claimed(self.slot)
+        cdef Link link = self.link
+        if self._state == ST_PENDING and link is not None:
+            return link.claims.claimed(self.slot)
         return self._state == ST_RUNNING
 
 
@@ -243,10 +258,44 @@ cdef inline PoolFutureCore new_pool_future():
     return <PoolFutureCore>pool_future_tp_new(<PyTypeObject*>PoolFutureType, EMPTY_TUPLE, NULL)
 
 
-cdef inline void left_ring(object future) noexcept:
-    """The call of ``future`` (a PoolFutureCore or None) is no longer in a ring."""
-    if future is not None:
-        (<PoolFutureCore>future).claims = None
+cdef inline void in_ring(Call call, Link link, int slot) noexcept:
+    """``call`` is being written into ``link``'s ring, claim slot ``slot``."""
+    cdef PoolFutureCore future = <PoolFutureCore>call.future
+    future.link = link
+    future.slot = slot
+    call.link = link
+    call.slot = slot
+
+
+cdef inline void left_ring(Call call) noexcept:
+    """``call`` (or None) is no longer in a worker's ring."""
+    if call is not None:
+        (<PoolFutureCore>call.future).link = None
+        call.link = None
+
+
+cdef int finish_cancelled(FutureCore future) except -1:
+    """A call that cancel() stopped (not run, or its worker killed): the
+    future ends cancelled -- cancel() may still be on its way in its thread,
+    and finds it so -- and its waiters learn it now, as they do when the
+    stdlib's pool reaches a cancelled call."""
+    FutureCore.cancel(future)
+    if future._state == ST_CANCELLED:
+        future.set_running()
+    return 0
+
+
+def notify_cancelled(list futures):
+    """finish_cancelled() for each future; the first error is raised after."""
+    error = None
+    for future in futures:
+        try:
+            finish_cancelled(<FutureCore>future)
+        except BaseException as exc:
+            if error is None:
+                error = exc
+    if error is not None:
+        raise error
 
 
 # complete_all()'s outcomes
@@ -272,18 +321,20 @@ cdef int complete_all(list done) except -1:
         if future is None:
             continue
         if outcome == OUTCOME_SKIPPED:
-            # cancel() won the race (maybe still running in its thread: it
-            # finds the future cancelled); the waiters learn it now, as
-            # they do when the stdlib's pool reaches a cancelled call.
             try:
-                FutureCore.cancel(future)
-                if future._state == ST_CANCELLED:
-                    future.set_running()
+                finish_cancelled(future)
             except BaseException as exc:
                 if error is None:
                     error = exc
             continue
         if future._state >= ST_CANCELLED:
+            if future._state == ST_CANCELLED:
+                # cancel_running: cancelled while it ran; it ends now.
+                try:
+                    future.set_running()
+                except BaseException as exc:
+                    if error is None:
+                        error = exc
             continue
         try:
             future.complete(done[i + 1], outcome == OUTCOME_EXCEPTION)
@@ -344,8 +395,14 @@ cdef class Link:
     cdef public long long tasks_left     # -1: unlimited
     cdef public bint retiring            # told us its last reply is coming
     cdef public bint exit_sent
+    cdef public bint dying               # being killed: takes no calls
+    cdef public double kill_at           # when to SIGKILL it (0: not yet asked)
+    cdef bint cancel_running             # the pool's option
+    cdef int pool_wake_fd                # the result thread's wake-up pipe
+    cdef uint64_t kill_requests          # slots whose running call cancel() stopped
 
-    def __init__(self, process, channel, max_tasks):
+    def __init__(self, process, channel, max_tasks, bint cancel_running=False,
+                 int pool_wake_fd=-1):
         self.process = process
         self.channel = channel
         self.endpoint = channel.endpoint
@@ -359,10 +416,29 @@ cdef class Link:
         self.tasks_left = -1 if max_tasks is None else max_tasks
         self.retiring = False
         self.exit_sent = False
+        self.cancel_running = cancel_running
+        self.pool_wake_fd = pool_wake_fd
+
+    @property
+    def ready(self):
+        """The worker's initializer has succeeded."""
+        return self.claims.is_ready()
+
+    cdef void request_kill(self, int slot) noexcept:
+        """cancel() of the running call in ``slot`` (any thread): the result
+        thread kills this worker."""
+        self.kill_requests |= <uint64_t>1 << slot
+        ffr_wake_fd(self.pool_wake_fd)
+
+    def take_kill_requests(self):
+        """The slots whose running call was cancelled since the last look."""
+        cdef uint64_t requests = self.kill_requests
+        self.kill_requests = 0
+        return [slot for slot in range(MAX_IN_FLIGHT) if (requests >> slot) & 1]
 
     cdef inline bint can_take(self):
-        return (not self.retiring and not self.exit_sent and self.tasks_left != 0
-                and self.in_flight < MAX_IN_FLIGHT)
+        return (not self.retiring and not self.exit_sent and not self.dying
+                and self.tasks_left != 0 and self.in_flight < MAX_IN_FLIGHT)
 
     cdef inline int take_slot(self) noexcept:
         """A free claim slot, offered.  Only when can_take(): fewer than
@@ -387,7 +463,10 @@ cdef class PoolCore:
     """
     cdef public list workers            # Link
     cdef public object queue            # collections.deque of Call
-    cdef public dict tasks              # task id -> future, for calls in a ring
+    cdef public dict tasks              # task id -> Call, for calls in a ring
+    cdef public double task_timeout     # the pool's limit per call; 0: none
+    cdef public bint any_limits         # a call with a limit was submitted
+    cdef public bint cancel_running     # cancel() of a running call kills its worker
     cdef public bint shutting_down
     cdef public bint cancel_queued
     cdef public object broken           # False, or the BrokenProcessPool message
@@ -405,6 +484,13 @@ cdef class PoolCore:
     cdef ffr_ctl **rings                # the workers' reply rings
     cdef Py_ssize_t nrings
     cdef int wake_fd
+    cdef int wake_write_fd
+    # A timed call placed while the result thread sleeps without a deadline
+    # must wake it: it counts them (timed_placed), notes the count it has
+    # looked at (timed_seen), and says when it sleeps (sleeping_untimed).
+    cdef uint64_t timed_placed
+    cdef uint64_t timed_seen
+    cdef bint sleeping_untimed
     cdef list fd_links                  # per fds[i]: the Link of a sentinel, or None
 
     def __cinit__(self, *args, **kwargs):
@@ -416,6 +502,7 @@ cdef class PoolCore:
         self.fd_links = []
         self.workers_changed = True
         self.wake_fd = -1
+        self.wake_write_fd = -1
 
     def __dealloc__(self):
         PyMem_Free(self.fds)
@@ -455,6 +542,10 @@ cdef class PoolCore:
 
     def submit(self, fn, tuple args, dict kwargs):
         """submit(fn, *args, **kwargs) of the executor."""
+        return self.submit_limited(fn, args, kwargs, self.task_timeout)
+
+    def submit_limited(self, fn, tuple args, dict kwargs, double limit):
+        """submit() with a time limit (seconds; 0: none)."""
         cdef Call call = Call.__new__(Call)
         cdef bytes fn_bytes
         try:
@@ -474,10 +565,23 @@ cdef class PoolCore:
         except Exception as exc:
             self.check_open()
             return self.failed_future(exc)
+        if limit > 0:
+            self.limit(call, fn, limit)
         return self.enter(call)
 
-    def submit_chunk(self, fn, list items, bint star):
-        """A future for ``list(map(fn, items))`` (``starmap`` when ``star``)."""
+    cdef inline void timed_call_placed(self) noexcept:
+        self.timed_placed += 1
+        if self.sleeping_untimed:
+            ffr_wake_fd(self.wake_write_fd)
+
+    cdef void limit(self, Call call, fn, double limit):
+        call.limit = limit
+        call.fn = fn
+        self.any_limits = True
+
+    def submit_chunk(self, fn, list items, bint star, double limit=-1):
+        """A future for ``list(map(fn, items))`` (``starmap`` when ``star``);
+        ``limit``: seconds (0: none; -1: the pool's)."""
         cdef Call call = Call.__new__(Call)
         cdef bytes fn_bytes
         try:
@@ -492,6 +596,10 @@ cdef class PoolCore:
         except Exception as exc:
             self.check_open()
             return self.failed_future(exc)
+        if limit < 0:
+            limit = self.task_timeout
+        if limit > 0:
+            self.limit(call, fn, limit)
         return self.enter(call)
 
     cdef FutureCore failed_future(self, exc):
@@ -544,7 +652,6 @@ cdef class PoolCore:
         cdef Link best
         cdef int64_t task_id
         cdef int slot
-        cdef PoolFutureCore future
         if call.buffers is not None or self.record_size(call):
             return False
         best = self.least_loaded()
@@ -556,11 +663,11 @@ cdef class PoolCore:
                             call.fn_bytes, call.rest):
             best.release_slot(slot)
             return False
-        future = <PoolFutureCore>call.future
-        future.claims = best.claims
-        future.slot = slot
+        in_ring(call, best, slot)
         self.next_task_id = task_id + 1
-        self.tasks[task_id] = future
+        self.tasks[task_id] = call
+        if call.limit > 0:
+            self.timed_call_placed()
         best.in_flight += 1
         if best.tasks_left > 0:
             best.tasks_left -= 1
@@ -621,7 +728,6 @@ cdef class PoolCore:
         place() in other threads must not take its id or its worker's last
         slot meanwhile, and the reply can arrive before send() returns."""
         cdef Link best = self.least_loaded()
-        cdef PoolFutureCore future = <PoolFutureCore>call.future
         cdef int64_t task_id
         cdef int slot
         cdef bint counted
@@ -631,9 +737,10 @@ cdef class PoolCore:
         task_id = self.next_task_id
         self.next_task_id = task_id + 1
         slot = best.take_slot()
-        future.claims = best.claims
-        future.slot = slot
-        self.tasks[task_id] = future
+        in_ring(call, best, slot)
+        self.tasks[task_id] = call
+        if call.limit > 0:
+            self.timed_call_placed()
         best.in_flight += 1
         counted = best.tasks_left > 0
         if counted:
@@ -644,14 +751,13 @@ cdef class PoolCore:
         finally:
             if not sent:
                 self.tasks.pop(task_id, None)
-                future.claims = None
+                left_ring(call)
                 best.release_slot(slot)
                 best.in_flight -= 1
                 if counted:
                     best.tasks_left += 1
         if not sent:
             return False        # its ring is full: the next reply brings us back
-        call.buffers = None
         return True
 
     cdef int slow_submit(self, Call call) except -1:
@@ -666,9 +772,11 @@ cdef class PoolCore:
     def take_all_futures(self):
         """Empty the queue and the task table; return their futures (lock
         held: the pool is broken)."""
-        cdef list futures = list(self.tasks.values())
-        for future in futures:
-            left_ring(future)
+        cdef Call call
+        cdef list futures = []
+        for call in self.tasks.values():
+            left_ring(call)
+            futures.append(call.future)
         futures.extend([(<Call>call).future for call in self.queue])
         self.tasks.clear()
         self.queue.clear()
@@ -680,8 +788,74 @@ cdef class PoolCore:
         Cancelling the latter fails for the calls a worker has claimed."""
         cdef list futures = [(<Call>call).future for call in self.queue]
         self.queue.clear()
-        futures.extend(self.tasks.values())
+        futures.extend([(<Call>call).future for call in self.tasks.values()])
         return futures
+
+    # -- workers that are killed or die (lock held) ----------------------------
+
+    def take_back(self, Link link):
+        """``link``'s worker is being killed or has died: take back the
+        calls it has not claimed (to the front of the queue, in order; they
+        run elsewhere) and return the futures of calls that cancel() stopped
+        meanwhile (to notify).  Claimed calls stay until the worker's last
+        replies have been read (take_started())."""
+        cdef Call call
+        cdef list back = []
+        cdef list cancelled = []
+        cdef Claims claims = link.claims
+        for task_id, call in list(self.tasks.items()):
+            if call.link is not link:
+                continue
+            if claims.cancel(call.slot):        # unclaimed: ours again
+                back.append(call)
+            elif claims.claimed(call.slot):
+                continue
+            else:                               # cancelled by cancel()
+                cancelled.append(call.future)
+            del self.tasks[task_id]
+            left_ring(call)
+            link.in_flight -= 1
+        for call in reversed(back):
+            self.queue.appendleft(call)
+        return cancelled
+
+    def take_started(self, Link link, slots=None):
+        """Remove and return the calls ``link``'s worker claimed and did not
+        answer (all of them, or those in ``slots``)."""
+        cdef Call call
+        cdef list started = []
+        for task_id, call in list(self.tasks.items()):
+            if call.link is link and (slots is None or call.slot in slots):
+                del self.tasks[task_id]
+                left_ring(call)
+                link.in_flight -= 1
+                started.append(call)
+        return started
+
+    def overdue(self):
+        """``(calls, seconds)``: the calls that have run past their limit,
+        and how long until the next one could (-1: no call is timed).  A
+        timed call that no worker has claimed yet is looked at again soon."""
+        cdef Call call
+        cdef list late = []
+        cdef double now = ff_monotonic()
+        cdef double next_check = -1
+        cdef double left, started_at
+        self.timed_seen = self.timed_placed
+        for call in self.tasks.values():
+            if call.limit <= 0 or call.link.dying:
+                continue
+            started_at = call.link.claims.started_at(call.slot)
+            if started_at > 0 and call.link.claims.claimed(call.slot):
+                left = started_at + call.limit - now
+                if left <= 0:
+                    late.append(call)
+                    continue
+            else:
+                left = min(call.limit, UNCLAIMED_RECHECK_SECONDS)
+            if next_check < 0 or left < next_check:
+                next_check = left
+        return late, next_check
 
     # -- the result thread -----------------------------------------------------
 
@@ -718,7 +892,7 @@ cdef class PoolCore:
         cdef Py_ssize_t count = 0
         cdef bint consumed_already
         cdef object value
-        cdef object future
+        cdef Call call
         while ring._ctl != NULL:
             p = ffr_peek(ring._ctl, ring._data, ring._cap, &n, &consumed)
             if p == NULL:
@@ -754,28 +928,31 @@ cdef class PoolCore:
                 if not consumed_already:
                     ffr_consume(ring._ctl, consumed)
                 # Only now: the future of an unreadable reply fails with the pool.
-                future = self.tasks.pop(h.task_id, None)
-                left_ring(future)
-                link.release_slot(h.slot)
-                link.in_flight -= 1
+                call = self.tasks.pop(h.task_id, None)
                 if h.flags & F_WORKER_EXITING:
                     link.retiring = True
-                done.append(future)
-                done.append(value)
-                done.append(OUTCOME_EXCEPTION if h.kind == K_EXCEPTION else OUTCOME_RESULT)
-                value = future = None
+                if call is not None:        # else: taken back from a dying worker
+                    left_ring(call)
+                    link.kill_requests &= ~(<uint64_t>1 << h.slot)   # it is over
+                    link.release_slot(h.slot)
+                    link.in_flight -= 1
+                    done.append(call.future)
+                    done.append(value)
+                    done.append(OUTCOME_EXCEPTION if h.kind == K_EXCEPTION else OUTCOME_RESULT)
+                value = call = None
             elif h.kind == K_SKIPPED:
                 ffr_consume(ring._ctl, consumed)
-                future = self.tasks.pop(h.task_id, None)
-                left_ring(future)
-                link.release_slot(h.slot)
-                link.in_flight -= 1
-                if link.tasks_left >= 0:
-                    link.tasks_left += 1    # not run: it does not count
-                done.append(future)
-                done.append(None)
-                done.append(OUTCOME_SKIPPED)
-                future = None
+                call = self.tasks.pop(h.task_id, None)
+                if call is not None:
+                    left_ring(call)
+                    link.release_slot(h.slot)
+                    link.in_flight -= 1
+                    if link.tasks_left >= 0:
+                        link.tasks_left += 1    # not run: it does not count
+                    done.append(call.future)
+                    done.append(None)
+                    done.append(OUTCOME_SKIPPED)
+                call = None
             else:
                 record = PyBytes_FromStringAndSize(p + sizeof(h), n - sizeof(h))
                 ffr_consume(ring._ctl, consumed)
@@ -796,8 +973,10 @@ cdef class PoolCore:
             return payload
         return loads(payload, buffers=buffers)
 
-    def set_wake_fd(self, int fd):
-        self.wake_fd = fd
+    def set_wake_fds(self, int read_fd, int write_fd):
+        """The result thread's wake-up pipe."""
+        self.wake_fd = read_fd
+        self.wake_write_fd = write_fd
         self.workers_changed = True
 
     cdef int rebuild_fds(self) except -1:
@@ -839,15 +1018,16 @@ cdef class PoolCore:
         self.nrings = 0
         self.workers_changed = True
 
-    def wait(self):
-        """Sleep until a reply, a wake-up or a worker's exit.  Returns the
-        Links whose process ended (usually none)."""
+    def wait(self, double timeout=-1):
+        """Sleep until a reply, a wake-up, a worker's exit or ``timeout``
+        seconds (-1: no limit).  Returns the Links whose process ended
+        (usually none)."""
         cdef Link link
         cdef list links
         cdef Py_ssize_t i, prepared = 0
         cdef bint may_sleep = True
         cdef bint expecting = False
-        cdef int r, timeout
+        cdef int r, poll_ms
         if self.workers_changed:
             self.rebuild_fds()
         links = self.workers
@@ -865,10 +1045,19 @@ cdef class PoolCore:
             if not ffr_reader_prepare_sleep(link.inbox._ctl):
                 may_sleep = False
                 break
-        timeout = -1 if may_sleep else 0
+        if not may_sleep:
+            poll_ms = 0
+        elif timeout >= 0:
+            poll_ms = <int>(timeout * 1000) + 1
+        elif self.any_limits and self.timed_placed != self.timed_seen:
+            poll_ms = 0         # a timed call came since overdue() looked
+        else:
+            poll_ms = -1
+        self.sleeping_untimed = poll_ms < 0
         with nogil:
             note_gil_released()
-            r = ffp_poll(self.fds, self.nfds, timeout)
+            r = ffp_poll(self.fds, self.nfds, poll_ms)
+        self.sleeping_untimed = False
         for i in range(prepared):
             ffr_reader_awake((<Link>links[i]).inbox._ctl)
         fired = []
@@ -938,7 +1127,7 @@ cdef class WorkerLoop:
             memcpy(&h, p, sizeof(h))
             buffers = None
             if ((h.kind == K_CALL or h.kind == K_CHUNK)
-                    and not self.claims.claim(h.slot, ff_monotonic())):
+                    and not self.claims.claim(h.slot)):
                 ffr_consume(inbox._ctl, consumed)
                 self.skip(h)
                 continue
@@ -1004,6 +1193,7 @@ cdef class WorkerLoop:
         else:
             fn, args = loads(payload, buffers=buffers)
         payload = buffers = None
+        self.claims.started(h.slot, ff_monotonic())
         try:
             if h.kind == K_CHUNK:
                 result = list(starmap(fn, args) if h.flags & F_STAR else map(fn, args))

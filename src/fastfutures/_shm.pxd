@@ -14,7 +14,7 @@ cdef extern from "_shm_ring.h":
         uint32_t slot
     ctypedef struct ffc_slot:
         uint32_t state
-        double claimed_at
+        double started_at
     int ffr_write2(ffr_ctl *c, char *data, uint64_t cap, const char *p1, uint64_t n1,
                    const char *p2, uint64_t n2) nogil
     int ffr_write3(ffr_ctl *c, char *data, uint64_t cap, const char *p1, uint64_t n1,
@@ -34,7 +34,11 @@ cdef extern from "_shm_ring.h":
     void ffc_offer(ffc_slot *s) nogil
     int ffc_cancel(ffc_slot *s) nogil
     int ffc_claimed(ffc_slot *s) nogil
-    int ffc_claim(ffc_slot *s, double now) nogil
+    int ffc_claim(ffc_slot *s) nogil
+    void ffc_started(ffc_slot *s, double now) nogil
+    double ffc_started_at(ffc_slot *s) nogil
+    void ffc_set_word(uint32_t *p, uint32_t v) nogil
+    uint32_t ffc_get_word(uint32_t *p) nogil
 
 
 cdef class Ring:
@@ -53,6 +57,7 @@ cdef class Claims:
     cdef Py_buffer _view
     cdef bint _has_view
     cdef ffc_slot *_slots
+    cdef uint32_t *_ready
     cdef readonly int count
 
     # Callers pass 0 <= slot < count (the pool's slot bitmask guarantees it).
@@ -65,8 +70,17 @@ cdef class Claims:
     cdef inline bint claimed(self, int slot) noexcept:
         return ffc_claimed(&self._slots[slot])
 
-    cdef inline bint claim(self, int slot, double now) noexcept:
-        return ffc_claim(&self._slots[slot], now)
+    cdef inline bint claim(self, int slot) noexcept:
+        return ffc_claim(&self._slots[slot])
 
-    cdef inline double claimed_at(self, int slot) noexcept:
-        return self._slots[slot].claimed_at
+    cdef inline void started(self, int slot, double now) noexcept:
+        ffc_started(&self._slots[slot], now)
+
+    cdef inline double started_at(self, int slot) noexcept:
+        return ffc_started_at(&self._slots[slot])
+
+    cdef inline void set_ready(self) noexcept:
+        ffc_set_word(self._ready, 1)
+
+    cdef inline bint is_ready(self) noexcept:
+        return ffc_get_word(self._ready) != 0

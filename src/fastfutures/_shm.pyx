@@ -123,19 +123,29 @@ cdef class Ring:
 
 
 cdef class Claims:
-    """``Claims(segment, offset, count)``: the claim slots of one channel
-    (see _shm_ring.h).  Holds a view of the segment, so the slots stay
-    mapped for as long as anyone holds this object."""
+    """``Claims(segment, offset, count)``: the claim slots of one channel and
+    the worker's ready word after them (see _shm_ring.h).  Holds a view of
+    the segment, so the slots stay mapped for as long as anyone holds this
+    object."""
     # Fields and the inline operations: see _shm.pxd.
 
     def __cinit__(self, segment, Py_ssize_t offset, int count):
         PyObject_GetBuffer(segment, &self._view, PyBUF_WRITABLE)
         self._has_view = True
         if (count < 0 or offset < 0 or offset % 64
-                or offset + count * <Py_ssize_t>sizeof(ffc_slot) > self._view.len):
+                or offset + count * <Py_ssize_t>sizeof(ffc_slot) + 8 > self._view.len):
             raise ValueError("claim slots do not fit in the segment")
         self._slots = <ffc_slot *>(<char *>self._view.buf + offset)
+        self._ready = <uint32_t *>(<char *>self._view.buf + offset + count * sizeof(ffc_slot))
         self.count = count
+
+    def mark_ready(self):
+        """Worker: the initializer succeeded."""
+        self.set_ready()
+
+    @property
+    def ready(self):
+        return self.is_ready()
 
     def __dealloc__(self):
         if self._has_view:

@@ -197,7 +197,7 @@ enum { FFC_FREE = 0, FFC_QUEUED = 1, FFC_CLAIMED = 2, FFC_CANCELLED = 3 };
 typedef struct {
     uint32_t state;
     uint32_t _pad;
-    double claimed_at;      /* CLOCK_MONOTONIC seconds, written before CLAIMED is published */
+    double started_at;      /* CLOCK_MONOTONIC seconds the call's function started; 0: not yet */
 } ffc_slot;                 /* 16 bytes */
 
 #if defined(_MSC_VER)
@@ -216,17 +216,33 @@ static inline int ffc_cas(uint32_t *p, uint32_t expected, uint32_t desired) {
 #  define ffc_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #endif
 
-static inline void ffc_offer(ffc_slot *s) { s->claimed_at = 0.0; ffc_store(&s->state, FFC_QUEUED); }
+static inline void ffc_offer(ffc_slot *s) { s->started_at = 0.0; ffc_store(&s->state, FFC_QUEUED); }
 static inline int ffc_cancel(ffc_slot *s) { return ffc_cas(&s->state, FFC_QUEUED, FFC_CANCELLED); }
 static inline int ffc_claimed(ffc_slot *s) { return ffc_load(&s->state) == FFC_CLAIMED; }
-/* Worker: 1 when the call is ours to run (claimed at `now`), 0 when cancelled. */
-static inline int ffc_claim(ffc_slot *s, double now) {
-    uint32_t state = ffc_load(&s->state);
-    if (state != FFC_QUEUED)
-        return 0;
-    s->claimed_at = now;    /* read by the parent only once it sees CLAIMED */
+/* The worker's "ready" word after the slots: set once its initializer has
+ * succeeded, so that the parent tells a failed start from a later death. */
+static inline void ffc_set_word(uint32_t *p, uint32_t v) { ffc_store(p, v); }
+static inline uint32_t ffc_get_word(uint32_t *p) { return ffc_load(p); }
+/* Worker: 1 when the call is ours to run, 0 when it was cancelled. */
+static inline int ffc_claim(ffc_slot *s) {
     return ffc_cas(&s->state, FFC_QUEUED, FFC_CLAIMED);
 }
+/* Worker, once the call's arguments are loaded: its function starts now
+ * (a time limit counts from here; loading a spawned worker's first function
+ * can import a module). */
+#if defined(_MSC_VER)
+static inline void ffc_started(ffc_slot *s, double now) { *(volatile double *)&s->started_at = now; }
+static inline double ffc_started_at(ffc_slot *s) { return *(volatile double *)&s->started_at; }
+#else
+static inline void ffc_started(ffc_slot *s, double now) {
+    __atomic_store(&s->started_at, &now, __ATOMIC_RELEASE);
+}
+static inline double ffc_started_at(ffc_slot *s) {
+    double at;
+    __atomic_load(&s->started_at, &at, __ATOMIC_ACQUIRE);
+    return at;
+}
+#endif
 
 /* Spin for at most `rounds` pause instructions waiting for data. */
 static inline int ffr_spin_nonempty(ffr_ctl *c, long rounds) {
