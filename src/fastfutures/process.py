@@ -9,8 +9,9 @@ How work travels (see _transport.py): each worker has a channel -- two
 shared-memory rings and a wake-up pipe per direction.  ``submit()`` pickles
 the call in the caller's thread and, when a worker has room, writes it
 straight into that worker's request ring; otherwise the work item waits in
-the pool's queue (where ``cancel()`` still works) until a worker has fewer
-than ``MAX_IN_FLIGHT_PER_WORKER`` tasks.  One result thread per pool drains
+the pool's queue until a worker has fewer than ``MAX_IN_FLIGHT_PER_WORKER``
+tasks.  A call in a ring stays cancellable until the worker claims it (a
+compare-and-swap on the call's claim slot, see _shm_ring.h).  One result thread per pool drains
 every reply ring, completes the futures, hands queued work to workers, and
 blocks in ``poll()`` on the reply wake-ups, the worker sentinels and its own
 wake-up pipe, so a dying worker is noticed at once.  ``map()`` sends each
@@ -32,6 +33,14 @@ The segment goes back to the worker for reuse when the last view of it
 (every array or memoryview made from it, and their slices) has been dropped.
 Small results are unaffected.  With the default (``False``) results are
 plain copies of exactly the types the stdlib pool returns.
+
+Time limits, cancel_running, on_worker_death (opt-in)
+---------------------------------------------------
+``task_timeout=`` / ``with_options(timeout=...)``: a call whose function
+runs longer fails with TaskTimeout and its worker is replaced;
+``cancel_running=True``: cancel() of a running call kills its worker;
+``on_worker_death="replace"``: a worker that dies fails only its running
+call (WorkerDied).  The result thread does the killing and replacing.
 
 Everywhere, large ``bytearray``/``memoryview``/numpy buffers in arguments and
 results travel through shared memory; a ``memoryview`` (which the stdlib
