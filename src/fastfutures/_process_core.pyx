@@ -28,7 +28,10 @@ from ._future cimport (FutureCore, new_future, note_gil_released, ff_monotonic, 
                        ST_PENDING, ST_RUNNING, ST_CANCELLED)
 from ._shm cimport (Ring, Claims, ffr_ctl, ffm_header, ffr_write3, ffr_peek, ffr_consume, ffr_writer_to_wake,
                     ffr_is_empty, ffr_reader_prepare_sleep, ffr_reader_awake,
-                    ffr_writer_prepare_wait, ffr_spin_nonempty, ffr_wake_fd, ffr_relax)
+                    ffr_writer_prepare_wait, ffr_wake_fd, ffr_relax,
+                    FFM_CALL, FFM_EXIT, FFM_RESULT, FFM_RAW_RESULT, FFM_EXCEPTION, FFM_CHUNK,
+                    FFM_SKIPPED, FFM_WORKER_EXITING, FFM_NO_ARGS, FFM_WITH_KWARGS, FFM_STAR,
+                    FFM_NONE_RESULT)
 
 import pickle
 from itertools import starmap
@@ -67,33 +70,20 @@ cdef extern from *:
     long ffp_read(int fd, void *buf, size_t count) nogil
     enum: POLLIN
 
-# Message kinds and flags: _transport's.
+# The wire protocol's kinds and flags (_shm_ring.h), by short names.
 cdef enum:
-    K_CALL = 1
-    K_EXIT = 2
-    K_RESULT = 3
-    K_RAW_RESULT = 4
-    K_EXCEPTION = 5
-    K_RELEASE = 6
-    K_FORGET = 7
-    K_CHUNK = 8
-    K_SKIPPED = 9
-    F_PAYLOAD_IN_SEGMENT = 1
-    F_WORKER_EXITING = 2
-    F_NO_ARGS = 4
-    F_WITH_KWARGS = 8
-    F_STAR = 16
-    F_NONE_RESULT = 32
-
-assert (transport.CALL, transport.EXIT, transport.RESULT, transport.RAW_RESULT,
-        transport.EXCEPTION, transport.RELEASE, transport.FORGET, transport.CHUNK,
-        transport.SKIPPED) == (
-        K_CALL, K_EXIT, K_RESULT, K_RAW_RESULT, K_EXCEPTION, K_RELEASE, K_FORGET, K_CHUNK,
-        K_SKIPPED)
-assert (transport.PAYLOAD_IN_SEGMENT, transport.WORKER_EXITING, transport.NO_ARGS,
-        transport.WITH_KWARGS, transport.STAR, transport.NONE_RESULT) == (
-        F_PAYLOAD_IN_SEGMENT, F_WORKER_EXITING, F_NO_ARGS, F_WITH_KWARGS, F_STAR, F_NONE_RESULT)
-assert transport.HEADER.size == sizeof(ffm_header)
+    K_CALL = FFM_CALL
+    K_EXIT = FFM_EXIT
+    K_RESULT = FFM_RESULT
+    K_RAW_RESULT = FFM_RAW_RESULT
+    K_EXCEPTION = FFM_EXCEPTION
+    K_CHUNK = FFM_CHUNK
+    K_SKIPPED = FFM_SKIPPED
+    F_WORKER_EXITING = FFM_WORKER_EXITING
+    F_NO_ARGS = FFM_NO_ARGS
+    F_WITH_KWARGS = FFM_WITH_KWARGS
+    F_STAR = FFM_STAR
+    F_NONE_RESULT = FFM_NONE_RESULT
 
 # Tasks handed to one worker ahead of their turn (each holds one of its claim
 # slots until answered, so at most transport.CLAIM_SLOTS).  They stay
@@ -628,14 +618,13 @@ cdef class PoolCore:
 
     cdef inline Py_ssize_t record_size(self, Call call):
         """0 when the call fits a ring record, else its size."""
-        cdef Py_ssize_t n = (sizeof(ffm_header) + PyBytes_GET_SIZE(call.fn_bytes)
-                             + PyBytes_GET_SIZE(call.rest))
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(call.fn_bytes) + PyBytes_GET_SIZE(call.rest)
         cdef Link link
         if self.workers:
             link = self.workers[0]
-            if n < link.outbox.max_record - 64:
+            if link.outbox.fits(n):
                 return 0
-        return n
+        return n + 1
 
     cdef Link least_loaded(self):
         cdef Link best = None
@@ -1238,7 +1227,7 @@ cdef class WorkerLoop:
                 exc = None
         value = None
         while True:
-            if buffers is None and sizeof(ffm_header) + len(payload) < outbox.max_record - 64:
+            if buffers is None and outbox.fits(len(payload)):
                 if write_record(outbox, kind, flags, task_id, slot, EMPTY, payload):
                     return 0
             elif self.endpoint.send(kind, task_id, payload, buffers, flags, 0, slot):
