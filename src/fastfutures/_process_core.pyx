@@ -1,4 +1,3 @@
-# cython: boundscheck=False, wraparound=False
 """The process pool's hot paths, compiled: submitting a call, the worker's
 serve loop, and the result thread's reading of replies.
 
@@ -295,6 +294,8 @@ cdef enum:
     OUTCOME_SKIPPED = 2
 
 
+@cython.boundscheck(False)     # done holds whole triples: i + 2 < len(done)
+@cython.wraparound(False)
 cdef int complete_all(list done) except -1:
     """Complete the (future, value, outcome) triples read from replies.
 
@@ -352,6 +353,8 @@ cdef class ChunkedResults:
     def __iter__(self):
         return self
 
+    @cython.boundscheck(False)     # index < the list's size, checked first
+    @cython.wraparound(False)
     def __next__(self):
         cdef list current = self.current
         while current is None or self.index >= PyList_GET_SIZE(current):
@@ -1007,6 +1010,8 @@ cdef class PoolCore:
         self.nrings = 0
         self.workers_changed = True
 
+    @cython.boundscheck(False)     # fd_links has nfds entries (rebuild_fds)
+    @cython.wraparound(False)
     def wait(self, double timeout=-1):
         """Sleep until a reply, a wake-up, a worker's exit or ``timeout``
         seconds (-1: no limit).  Returns the Links whose process ended

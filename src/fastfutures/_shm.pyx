@@ -1,4 +1,3 @@
-# cython: boundscheck=False, wraparound=False
 """Shared-memory primitives of the process pool's transport.
 
 ``Ring``: one direction of a worker channel, a single-producer
@@ -14,6 +13,7 @@ the segment to the worker that wrote it.
 from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE,
                              PyBUF_SIMPLE, PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES)
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+cimport cython
 from libc.stdint cimport uint64_t, uint32_t, uint16_t, uint8_t, int64_t
 from libc.string cimport memcpy
 
@@ -55,6 +55,7 @@ def pack_header(int kind, int flags, int nbuf, uint32_t seg_id, int64_t task_id,
     return PyBytes_FromStringAndSize(<char *>&h, sizeof(h))
 
 
+@cython.boundscheck(False)         # the length is checked first
 def unpack_header(const unsigned char[::1] record):
     """``(kind, flags, nbuf, seg_id, task_id, fn_len, slot)`` of a message."""
     cdef ffm_header h
@@ -233,7 +234,6 @@ cdef extern from *:
     void ffs_advise_huge(char *p, Py_ssize_t n) nogil
 
 from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING
-from libc.string cimport memcpy
 
 # Copies this large are worth a huge-page hint and a GIL release.
 cdef Py_ssize_t LARGE_COPY = 4 << 20
