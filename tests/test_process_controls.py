@@ -194,6 +194,22 @@ def test_cancel_running_kills_and_replaces_the_worker(make_pool, ff, tmp_path):
     assert pool.submit(get_pid).result(timeout=TIMEOUT) != first_pid
 
 
+def test_shutdown_cancel_futures_lets_running_calls_finish(make_pool, tmp_path):
+    """cancel_running applies to cancel(), not to shutdown(cancel_futures=
+    True), which cancels only what has not started (as in the stdlib)."""
+    pool = make_pool(1, cancel_running=True)
+    gate = str(tmp_path / "gate")
+    running = pool.submit(wait_for_file, gate)
+    assert wait_until(running.running)
+    queued = [pool.submit(square, i) for i in range(5)]
+    pool.shutdown(wait=False, cancel_futures=True)
+    assert wait_until(lambda: all(f.cancelled() for f in queued))
+    assert running.running() and not running.cancelled()
+    open(gate, "w").close()
+    pool.shutdown(wait=True)
+    assert running.result(timeout=0) == "opened"
+
+
 def test_cancel_of_running_call_fails_without_cancel_running(make_pool, tmp_path):
     pool = make_pool(1)
     gate = str(tmp_path / "gate")

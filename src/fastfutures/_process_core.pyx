@@ -224,6 +224,15 @@ cdef class PoolFutureCore(FutureCore):
                 link.request_kill(self.slot)
         return FutureCore.cancel(self)
 
+    def cancel_if_not_started(self):
+        """cancel(), except that a running call is never stopped, whatever
+        cancel_running says (shutdown(cancel_futures=True))."""
+        cdef Link link = self.link
+        if self._state == ST_PENDING and link is not None:
+            if not link.claims.cancel(self.slot):
+                return False
+        return FutureCore.cancel(self)
+
     def running(self):
         """Return True if the future is currently executing."""
         cdef Link link = self.link

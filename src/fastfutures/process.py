@@ -513,9 +513,10 @@ class _ResultThread(threading.Thread):
             if core.cancel_queued:
                 cancelled = core.unstarted_futures()
                 core.cancel_queued = False
-        # Calls in the workers' rings too: those not claimed yet are skipped.
+        # Calls in the workers' rings too: those not claimed yet are skipped;
+        # running ones go on (also with cancel_running).
         for future in cancelled:
-            future.cancel()
+            future.cancel_if_not_started()
         with core.lock:
             if core.queue or core.tasks:
                 return False
