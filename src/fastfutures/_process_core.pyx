@@ -183,9 +183,11 @@ cdef inline int write_record(Ring ring, uint8_t kind, uint8_t flags, int64_t tas
 
 @cython.final
 @cython.freelist(64)
+@cython.no_gc       # nothing a Call refers to can refer back to it: no cycle
 cdef class Call:
     """A pickled call: waiting in the pool's queue, or in a worker's ring
-    (``link`` set) until its reply."""
+    (``link`` set) until its reply.  Kept out of the cyclic GC: with many
+    calls queued, collections scanning them cost more than the calls."""
     cdef readonly FutureCore future
     cdef uint8_t kind
     cdef uint8_t flags
@@ -544,10 +546,13 @@ cdef class PoolCore:
 
     def submit(self, fn, tuple args, dict kwargs):
         """submit(fn, *args, **kwargs) of the executor."""
-        return self.submit_limited(fn, args, kwargs, self.task_timeout)
+        return self.make_call(fn, args, kwargs, self.task_timeout)
 
     def submit_limited(self, fn, tuple args, dict kwargs, double limit):
         """submit() with a time limit (seconds; 0: none)."""
+        return self.make_call(fn, args, kwargs, limit)
+
+    cdef FutureCore make_call(self, fn, tuple args, dict kwargs, double limit):
         cdef Call call = Call.__new__(Call)
         cdef bytes fn_bytes
         try:
