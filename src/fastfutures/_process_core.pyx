@@ -383,6 +383,16 @@ cdef class ChunkedResults:
         self.chunks.close()
 
 
+# A worker's life, as the parent sees it (Link.state).  Only SERVING takes
+# calls; every other state ends with the process exiting, which the result
+# thread expects (it breaks the pool otherwise, in "break" mode).
+cdef enum:
+    WORKER_SERVING = 0
+    WORKER_RETIRING = 1     # max_tasks_per_child: its last reply says it exits
+    WORKER_LEAVING = 2      # told to exit (shutdown)
+    WORKER_DYING = 3        # being killed (time limit, cancel_running)
+
+
 @cython.final
 cdef class Link:
     """A worker process and the parent's end of its channel."""
@@ -397,10 +407,8 @@ cdef class Link:
     cdef Claims claims
     cdef uint64_t free_slots            # bit i set: claim slot i is free
     cdef public long long tasks_left     # -1: unlimited
-    cdef public bint retiring            # told us its last reply is coming
-    cdef public bint exit_sent
-    cdef public bint dying               # being killed: takes no calls
-    cdef public double kill_at           # when to SIGKILL it (0: not yet asked)
+    cdef int state                       # WORKER_*
+    cdef public double kill_at           # when to SIGKILL it (0: done)
     cdef bint cancel_running             # the pool's option
     cdef int pool_wake_fd                # the result thread's wake-up pipe
     cdef uint64_t kill_requests          # slots whose running call cancel() stopped
@@ -418,8 +426,7 @@ cdef class Link:
         self.claims = self.endpoint.claims
         self.free_slots = (<uint64_t>1 << MAX_IN_FLIGHT) - 1
         self.tasks_left = -1 if max_tasks is None else max_tasks
-        self.retiring = False
-        self.exit_sent = False
+        self.state = WORKER_SERVING
         self.cancel_running = cancel_running
         self.pool_wake_fd = pool_wake_fd
 
@@ -427,6 +434,50 @@ cdef class Link:
     def ready(self):
         """The worker's initializer has succeeded."""
         return self.claims.is_ready()
+
+    # -- its state: read by the result thread, changed only here ------------
+
+    @property
+    def serving(self):
+        return self.state == WORKER_SERVING
+
+    @property
+    def retiring(self):
+        return self.state == WORKER_RETIRING
+
+    @property
+    def dying(self):
+        return self.state == WORKER_DYING
+
+    @property
+    def exit_expected(self):
+        """Its process may end now without breaking anything: it was told
+        to, or its last reply said so, and every call it had is answered."""
+        return (self.state == WORKER_RETIRING or self.state == WORKER_LEAVING) \
+            and self.in_flight == 0
+
+    cdef inline void retire(self) noexcept:
+        # A dying worker stays dying; one told to leave can still retire.
+        if self.state == WORKER_SERVING or self.state == WORKER_LEAVING:
+            self.state = WORKER_RETIRING
+
+    def tell_to_leave(self):
+        """Shutting down: send EXIT to a serving worker.  True when sent (a
+        full ring: the next reply brings the result thread back)."""
+        if self.state != WORKER_SERVING:
+            return False
+        if not self.endpoint.send(K_EXIT, 0, b""):
+            return False
+        self.state = WORKER_LEAVING
+        return True
+
+    def start_dying(self, double kill_at):
+        """Being killed: takes no more calls.  False when it already is."""
+        if self.state == WORKER_DYING:
+            return False
+        self.state = WORKER_DYING
+        self.kill_at = kill_at
+        return True
 
     cdef void request_kill(self, int slot) noexcept:
         """cancel() of the running call in ``slot`` (any thread): the result
@@ -441,7 +492,7 @@ cdef class Link:
         return [slot for slot in range(MAX_IN_FLIGHT) if (requests >> slot) & 1]
 
     cdef inline bint can_take(self):
-        return (not self.retiring and not self.exit_sent and not self.dying
+        return (self.state == WORKER_SERVING
                 and self.tasks_left != 0 and self.in_flight < MAX_IN_FLIGHT)
 
     cdef inline int take_slot(self) noexcept:
@@ -849,7 +900,7 @@ cdef class PoolCore:
         cdef double left, started_at
         self.timed_seen = self.timed_placed
         for call in self.tasks.values():
-            if call.limit <= 0 or call.link.dying:
+            if call.limit <= 0 or call.link.state == WORKER_DYING:
                 continue
             started_at = call.link.claims.started_at(call.slot)
             if started_at > 0 and call.link.claims.claimed(call.slot):
@@ -936,7 +987,7 @@ cdef class PoolCore:
                 # Only now: the future of an unreadable reply fails with the pool.
                 call = self.tasks.pop(h.task_id, None)
                 if h.flags & F_WORKER_EXITING:
-                    link.retiring = True
+                    link.retire()
                 if call is not None:        # else: taken back from a dying worker
                     left_ring(call)
                     link.kill_requests &= ~(<uint64_t>1 << h.slot)   # it is over

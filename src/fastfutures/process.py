@@ -290,8 +290,7 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
         return workers
 
     def has_idle_worker(self):
-        return any(w.in_flight == 0 and not (w.retiring or w.exit_sent or w.dying)
-                   for w in self.workers)
+        return any(w.in_flight == 0 and w.serving for w in self.workers)
 
     def start(self, call):
         """submit()'s slow path: the first call starts the result thread (and,
@@ -428,11 +427,9 @@ class _ResultThread(threading.Thread):
         timeouts = []
         with core.lock:
             notify = []
-            if not worker.dying:
-                worker.dying = True
+            if worker.start_dying(time.monotonic() + KILL_GRACE_SECONDS):
                 notify = core.take_back(worker)
                 self.dying.append(worker)
-                worker.kill_at = time.monotonic() + KILL_GRACE_SECONDS
                 try:
                     worker.process.terminate()
                 except (ProcessLookupError, ValueError):
@@ -481,14 +478,14 @@ class _ResultThread(threading.Thread):
             return False
         if worker.dying:
             return self._bury(worker)
-        expected = (worker.retiring or worker.exit_sent) and not worker.in_flight
+        expected = worker.exit_expected
         if not expected and core.replace_dead and worker.ready:
             # Died alone after a successful start (an initializer failure
             # still breaks the pool, as in the stdlib).
             return self._bury(worker)
         # A worker may only exit when told to, or after its last task
         # (max_tasks_per_child), with every reply read.
-        if not (worker.retiring or worker.exit_sent) or worker.in_flight:
+        if not expected:
             self._break(None)
             return False
         worker.process.join()
@@ -521,9 +518,7 @@ class _ResultThread(threading.Thread):
             if core.queue or core.tasks:
                 return False
             for worker in core.workers:
-                if (not worker.exit_sent and not worker.dying
-                        and worker.endpoint.send(transport.EXIT, 0, b"")):
-                    worker.exit_sent = True
+                worker.tell_to_leave()
             if core.workers:
                 return False
             return True
