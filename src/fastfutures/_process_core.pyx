@@ -509,6 +509,17 @@ cdef class Link:
         self.free_slots |= <uint64_t>1 << slot
 
 
+# The pool's life (PoolCore.state).  Only OPEN takes calls.  SHUT_DOWN:
+# shutdown() was called; ABANDONED: the executor was dropped or the
+# interpreter exits without it; in both the result thread winds the pool down
+# once every call is answered.  BROKEN: every call failed, workers stopped.
+cdef enum:
+    POOL_OPEN = 0
+    POOL_SHUT_DOWN = 1
+    POOL_ABANDONED = 2
+    POOL_BROKEN = 3
+
+
 cdef class PoolCore:
     """State shared by a ProcessPoolExecutor and its result thread, with the
     hot paths; process.py's _PoolCore adds the rest (workers, shutting down).
@@ -522,10 +533,9 @@ cdef class PoolCore:
     cdef public double task_timeout     # the pool's limit per call; 0: none
     cdef public bint any_limits         # a call with a limit was submitted
     cdef public bint cancel_running     # cancel() of a running call kills its worker
-    cdef public bint shutting_down
-    cdef public bint cancel_queued
-    cdef public object broken           # False, or the BrokenProcessPool message
-    cdef public bint closed             # shutdown() was called
+    cdef int state                      # POOL_*
+    cdef object broken_message
+    cdef bint cancel_queued             # shutdown(cancel_futures=True), not done yet
     cdef public bint ready              # submit() may skip the slow path
     cdef public bint workers_changed
     cdef public bint zero_copy
@@ -551,7 +561,7 @@ cdef class PoolCore:
     def __cinit__(self, *args, **kwargs):
         self.workers = []
         self.tasks = {}
-        self.broken = False
+        self.state = POOL_OPEN
         self.fn_cache = {}
         self.picklers = []
         self.fd_links = []
@@ -585,10 +595,49 @@ cdef class PoolCore:
         self.fn_cache[fn] = data
         return data
 
+    # -- the pool's state: changed only here (lock held) -------------------------
+
+    @property
+    def broken(self):
+        """False, or the BrokenProcessPool message."""
+        return self.broken_message if self.state == POOL_BROKEN else False
+
+    @property
+    def winding_down(self):
+        return self.state != POOL_OPEN
+
+    def shut_down(self, bint cancel_futures):
+        """shutdown(): no more calls; with ``cancel_futures``, the result
+        thread cancels what has not started."""
+        if self.state != POOL_BROKEN:
+            self.state = POOL_SHUT_DOWN
+        if cancel_futures:
+            self.cancel_queued = True
+
+    def abandon(self):
+        """The result thread winds down a pool nobody shut down (its
+        executor is gone, or the interpreter exits)."""
+        if self.state == POOL_OPEN:
+            self.state = POOL_ABANDONED
+
+    def take_cancel_request(self):
+        """True once after shutdown(cancel_futures=True)."""
+        cdef bint requested = self.cancel_queued
+        self.cancel_queued = False
+        return requested
+
+    def mark_broken(self, message):
+        """The pool is broken (for good).  False when it already was."""
+        if self.state == POOL_BROKEN:
+            return False
+        self.state = POOL_BROKEN
+        self.broken_message = message
+        return True
+
     cpdef int check_open(self) except -1:
-        if self.broken:
-            raise BrokenProcessPool(self.broken)
-        if self.closed:
+        if self.state == POOL_BROKEN:
+            raise BrokenProcessPool(self.broken_message)
+        if self.state == POOL_SHUT_DOWN:
             raise RuntimeError('cannot schedule new futures after shutdown')
         if global_shutdown:
             raise RuntimeError('cannot schedule new futures after '

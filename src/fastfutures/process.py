@@ -239,9 +239,7 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
                 self.wake_read, self.wake_write = _shm_platform.wake_pipe()
                 self.set_wake_fds(self.wake_read, self.wake_write)
             return
-        self.broken = _INHERITED_MESSAGE
-        self.closed = True
-        self.shutting_down = True
+        self.mark_broken(_INHERITED_MESSAGE)
         if executor is not None:
             executor._broken = _INHERITED_MESSAGE
             executor._shutdown_thread = True
@@ -371,7 +369,7 @@ class _ResultThread(threading.Thread):
 
     def _shutting_down(self):
         core = self.core
-        return (core.shutting_down or _global_shutdown
+        return (core.winding_down or _global_shutdown
                 or self.executor_ref() is None)
 
     def _loop(self):
@@ -506,10 +504,9 @@ class _ResultThread(threading.Thread):
         core = self.core
         cancelled = []
         with core.lock:
-            core.shutting_down = True
-            if core.cancel_queued:
+            core.abandon()
+            if core.take_cancel_request():
                 cancelled = core.unstarted_futures()
-                core.cancel_queued = False
         # Calls in the workers' rings too: those not claimed yet are skipped;
         # running ones go on (also with cancel_running).
         for future in cancelled:
@@ -528,10 +525,8 @@ class _ResultThread(threading.Thread):
         core = self.core
         executor = self.executor_ref()
         with core.lock:
-            if core.broken:
+            if not core.mark_broken(_BROKEN_MESSAGE):
                 return
-            core.broken = _BROKEN_MESSAGE
-            core.shutting_down = True
             if executor is not None:
                 executor._broken = _BROKEN_MESSAGE
                 executor._shutdown_thread = True
@@ -716,10 +711,7 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
             self._shutdown_thread = True
             if core is not None:
                 with core.lock:
-                    core.closed = True
-                    core.shutting_down = True
-                    if cancel_futures:
-                        core.cancel_queued = True
+                    core.shut_down(cancel_futures)
         if core is not None:
             thread = core.result_thread
             if thread is None:
