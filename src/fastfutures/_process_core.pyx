@@ -1,4 +1,3 @@
-# cython: boundscheck=False, wraparound=False
 """The process pool's hot paths, compiled: submitting a call, the worker's
 serve loop, and the result thread's reading of replies.
 
@@ -28,7 +27,10 @@ from ._future cimport (FutureCore, new_future, note_gil_released, ff_monotonic, 
                        ST_PENDING, ST_RUNNING, ST_CANCELLED)
 from ._shm cimport (Ring, Claims, ffr_ctl, ffm_header, ffr_write3, ffr_peek, ffr_consume, ffr_writer_to_wake,
                     ffr_is_empty, ffr_reader_prepare_sleep, ffr_reader_awake,
-                    ffr_writer_prepare_wait, ffr_spin_nonempty, ffr_wake_fd, ffr_relax)
+                    ffr_writer_prepare_wait, ffr_wake_fd, ffr_relax,
+                    FFM_CALL, FFM_EXIT, FFM_RESULT, FFM_RAW_RESULT, FFM_EXCEPTION, FFM_CHUNK,
+                    FFM_SKIPPED, FFM_WORKER_EXITING, FFM_NO_ARGS, FFM_WITH_KWARGS, FFM_STAR,
+                    FFM_NONE_RESULT)
 
 import pickle
 from itertools import starmap
@@ -67,33 +69,20 @@ cdef extern from *:
     long ffp_read(int fd, void *buf, size_t count) nogil
     enum: POLLIN
 
-# Message kinds and flags: _transport's.
+# The wire protocol's kinds and flags (_shm_ring.h), by short names.
 cdef enum:
-    K_CALL = 1
-    K_EXIT = 2
-    K_RESULT = 3
-    K_RAW_RESULT = 4
-    K_EXCEPTION = 5
-    K_RELEASE = 6
-    K_FORGET = 7
-    K_CHUNK = 8
-    K_SKIPPED = 9
-    F_PAYLOAD_IN_SEGMENT = 1
-    F_WORKER_EXITING = 2
-    F_NO_ARGS = 4
-    F_WITH_KWARGS = 8
-    F_STAR = 16
-    F_NONE_RESULT = 32
-
-assert (transport.CALL, transport.EXIT, transport.RESULT, transport.RAW_RESULT,
-        transport.EXCEPTION, transport.RELEASE, transport.FORGET, transport.CHUNK,
-        transport.SKIPPED) == (
-        K_CALL, K_EXIT, K_RESULT, K_RAW_RESULT, K_EXCEPTION, K_RELEASE, K_FORGET, K_CHUNK,
-        K_SKIPPED)
-assert (transport.PAYLOAD_IN_SEGMENT, transport.WORKER_EXITING, transport.NO_ARGS,
-        transport.WITH_KWARGS, transport.STAR, transport.NONE_RESULT) == (
-        F_PAYLOAD_IN_SEGMENT, F_WORKER_EXITING, F_NO_ARGS, F_WITH_KWARGS, F_STAR, F_NONE_RESULT)
-assert transport.HEADER.size == sizeof(ffm_header)
+    K_CALL = FFM_CALL
+    K_EXIT = FFM_EXIT
+    K_RESULT = FFM_RESULT
+    K_RAW_RESULT = FFM_RAW_RESULT
+    K_EXCEPTION = FFM_EXCEPTION
+    K_CHUNK = FFM_CHUNK
+    K_SKIPPED = FFM_SKIPPED
+    F_WORKER_EXITING = FFM_WORKER_EXITING
+    F_NO_ARGS = FFM_NO_ARGS
+    F_WITH_KWARGS = FFM_WITH_KWARGS
+    F_STAR = FFM_STAR
+    F_NONE_RESULT = FFM_NONE_RESULT
 
 # Tasks handed to one worker ahead of their turn (each holds one of its claim
 # slots until answered, so at most transport.CLAIM_SLOTS).  They stay
@@ -109,6 +98,11 @@ assert MAX_IN_FLIGHT <= transport.CLAIM_SLOTS
 # nothing.  Seconds.
 cdef double RESULT_SPIN_SECONDS = 50e-6
 cdef double WORKER_SPIN_SECONDS = 50e-6
+
+# How often the result thread looks at a timed call whose function has not
+# started yet (it does not know when it will): the limit is enforced within
+# this much of the start.
+cdef double UNCLAIMED_RECHECK_SECONDS = 0.02
 
 # Cached function pickles (either side).  Bounded: cleared when full.
 cdef Py_ssize_t FN_CACHE_SIZE = 256
@@ -189,14 +183,21 @@ cdef inline int write_record(Ring ring, uint8_t kind, uint8_t flags, int64_t tas
 
 @cython.final
 @cython.freelist(64)
+@cython.no_gc       # nothing a Call refers to can refer back to it: no cycle
 cdef class Call:
-    """A pickled call waiting in the pool's queue."""
+    """A pickled call: waiting in the pool's queue, or in a worker's ring
+    (``link`` set) until its reply.  Kept out of the cyclic GC: with many
+    calls queued, collections scanning them cost more than the calls."""
     cdef readonly FutureCore future
     cdef uint8_t kind
     cdef uint8_t flags
     cdef bytes fn_bytes     # the function's own pickle, or b"" (inside rest)
     cdef bytes rest
     cdef object buffers     # None, or out-of-band buffers for a segment
+    cdef readonly double limit      # seconds it may run; 0: no limit
+    cdef readonly object fn         # kept for a time limit's message
+    cdef readonly Link link         # the worker whose ring holds it, or None
+    cdef readonly int slot          # its claim slot there
 
 
 cdef class PoolFutureCore(FutureCore):
@@ -204,27 +205,41 @@ cdef class PoolFutureCore(FutureCore):
     holds the call's claim slot (see _shm_ring.h): cancel() and the worker's
     claim race on it, and exactly one wins.  The future stays PENDING until
     the reply; running() reads the claim."""
-    cdef Claims claims      # None unless the call is in a worker's ring
+    cdef Link link          # None unless the call is in a worker's ring
     cdef int slot
 
     def cancel(self):
         """Cancel the future if possible.
 
         Returns True if the future was cancelled, False otherwise. A future
-        cannot be cancelled if it is running or has already completed.
+        cannot be cancelled if it is running or has already completed
+        (unless the pool was made with cancel_running=True: then its worker
+        is killed and replaced).
         """
-        cdef Claims claims = self.claims
+        cdef Link link = self.link
         # No Python code between reading the state and the compare-and-swap.
-        if self._state == ST_PENDING and claims is not None:
-            if not claims.cancel(self.slot):
-                return False        # the worker claimed it: running
+        if self._state == ST_PENDING and link is not None:
+            if not link.claims.cancel(self.slot):
+                # The worker claimed it: running.
+                if not link.cancel_running:
+                    return False
+                link.request_kill(self.slot)
+        return FutureCore.cancel(self)
+
+    def cancel_if_not_started(self):
+        """cancel(), except that a running call is never stopped, whatever
+        cancel_running says (shutdown(cancel_futures=True))."""
+        cdef Link link = self.link
+        if self._state == ST_PENDING and link is not None:
+            if not link.claims.cancel(self.slot):
+                return False
         return FutureCore.cancel(self)
 
     def running(self):
         """Return True if the future is currently executing."""
-        cdef Claims claims = self.claims
-        if self._state == ST_PENDING and claims is not None:
-            return claims.claimed(self.slot)
+        cdef Link link = self.link
+        if self._state == ST_PENDING and link is not None:
+            return link.claims.claimed(self.slot)
         return self._state == ST_RUNNING
 
 
@@ -243,10 +258,44 @@ cdef inline PoolFutureCore new_pool_future():
     return <PoolFutureCore>pool_future_tp_new(<PyTypeObject*>PoolFutureType, EMPTY_TUPLE, NULL)
 
 
-cdef inline void left_ring(object future) noexcept:
-    """The call of ``future`` (a PoolFutureCore or None) is no longer in a ring."""
-    if future is not None:
-        (<PoolFutureCore>future).claims = None
+cdef inline void in_ring(Call call, Link link, int slot) noexcept:
+    """``call`` is being written into ``link``'s ring, claim slot ``slot``."""
+    cdef PoolFutureCore future = <PoolFutureCore>call.future
+    future.link = link
+    future.slot = slot
+    call.link = link
+    call.slot = slot
+
+
+cdef inline void left_ring(Call call) noexcept:
+    """``call`` (or None) is no longer in a worker's ring."""
+    if call is not None:
+        (<PoolFutureCore>call.future).link = None
+        call.link = None
+
+
+cdef int finish_cancelled(FutureCore future) except -1:
+    """A call that cancel() stopped (not run, or its worker killed): the
+    future ends cancelled -- cancel() may still be on its way in its thread,
+    and finds it so -- and its waiters learn it now, as they do when the
+    stdlib's pool reaches a cancelled call."""
+    FutureCore.cancel(future)
+    if future._state == ST_CANCELLED:
+        future.set_running()
+    return 0
+
+
+def notify_cancelled(list futures):
+    """finish_cancelled() for each future; the first error is raised after."""
+    error = None
+    for future in futures:
+        try:
+            finish_cancelled(<FutureCore>future)
+        except BaseException as exc:
+            if error is None:
+                error = exc
+    if error is not None:
+        raise error
 
 
 # complete_all()'s outcomes
@@ -256,6 +305,8 @@ cdef enum:
     OUTCOME_SKIPPED = 2
 
 
+@cython.boundscheck(False)     # done holds whole triples: i + 2 < len(done)
+@cython.wraparound(False)
 cdef int complete_all(list done) except -1:
     """Complete the (future, value, outcome) triples read from replies.
 
@@ -272,18 +323,20 @@ cdef int complete_all(list done) except -1:
         if future is None:
             continue
         if outcome == OUTCOME_SKIPPED:
-            # cancel() won the race (maybe still running in its thread: it
-            # finds the future cancelled); the waiters learn it now, as
-            # they do when the stdlib's pool reaches a cancelled call.
             try:
-                FutureCore.cancel(future)
-                if future._state == ST_CANCELLED:
-                    future.set_running()
+                finish_cancelled(future)
             except BaseException as exc:
                 if error is None:
                     error = exc
             continue
         if future._state >= ST_CANCELLED:
+            if future._state == ST_CANCELLED:
+                # cancel_running: cancelled while it ran; it ends now.
+                try:
+                    future.set_running()
+                except BaseException as exc:
+                    if error is None:
+                        error = exc
             continue
         try:
             future.complete(done[i + 1], outcome == OUTCOME_EXCEPTION)
@@ -311,6 +364,8 @@ cdef class ChunkedResults:
     def __iter__(self):
         return self
 
+    @cython.boundscheck(False)     # index < the list's size, checked first
+    @cython.wraparound(False)
     def __next__(self):
         cdef list current = self.current
         while current is None or self.index >= PyList_GET_SIZE(current):
@@ -328,6 +383,16 @@ cdef class ChunkedResults:
         self.chunks.close()
 
 
+# A worker's life, as the parent sees it (Link.state).  Only SERVING takes
+# calls; every other state ends with the process exiting, which the result
+# thread expects (it breaks the pool otherwise, in "break" mode).
+cdef enum:
+    WORKER_SERVING = 0
+    WORKER_RETIRING = 1     # max_tasks_per_child: its last reply says it exits
+    WORKER_LEAVING = 2      # told to exit (shutdown)
+    WORKER_DYING = 3        # being killed (time limit, cancel_running)
+
+
 @cython.final
 cdef class Link:
     """A worker process and the parent's end of its channel."""
@@ -342,10 +407,14 @@ cdef class Link:
     cdef Claims claims
     cdef uint64_t free_slots            # bit i set: claim slot i is free
     cdef public long long tasks_left     # -1: unlimited
-    cdef public bint retiring            # told us its last reply is coming
-    cdef public bint exit_sent
+    cdef int state                       # WORKER_*
+    cdef public double kill_at           # when to SIGKILL it (0: done)
+    cdef bint cancel_running             # the pool's option
+    cdef int pool_wake_fd                # the result thread's wake-up pipe
+    cdef uint64_t kill_requests          # slots whose running call cancel() stopped
 
-    def __init__(self, process, channel, max_tasks):
+    def __init__(self, process, channel, max_tasks, bint cancel_running=False,
+                 int pool_wake_fd=-1):
         self.process = process
         self.channel = channel
         self.endpoint = channel.endpoint
@@ -357,12 +426,74 @@ cdef class Link:
         self.claims = self.endpoint.claims
         self.free_slots = (<uint64_t>1 << MAX_IN_FLIGHT) - 1
         self.tasks_left = -1 if max_tasks is None else max_tasks
-        self.retiring = False
-        self.exit_sent = False
+        self.state = WORKER_SERVING
+        self.cancel_running = cancel_running
+        self.pool_wake_fd = pool_wake_fd
+
+    @property
+    def ready(self):
+        """The worker's initializer has succeeded."""
+        return self.claims.is_ready()
+
+    # -- its state: read by the result thread, changed only here ------------
+
+    @property
+    def serving(self):
+        return self.state == WORKER_SERVING
+
+    @property
+    def retiring(self):
+        return self.state == WORKER_RETIRING
+
+    @property
+    def dying(self):
+        return self.state == WORKER_DYING
+
+    @property
+    def exit_expected(self):
+        """Its process may end now without breaking anything: it was told
+        to, or its last reply said so, and every call it had is answered."""
+        return (self.state == WORKER_RETIRING or self.state == WORKER_LEAVING) \
+            and self.in_flight == 0
+
+    cdef inline void retire(self) noexcept:
+        # A dying worker stays dying; one told to leave can still retire.
+        if self.state == WORKER_SERVING or self.state == WORKER_LEAVING:
+            self.state = WORKER_RETIRING
+
+    def tell_to_leave(self):
+        """Shutting down: send EXIT to a serving worker.  True when sent (a
+        full ring: the next reply brings the result thread back)."""
+        if self.state != WORKER_SERVING:
+            return False
+        if not self.endpoint.send(K_EXIT, 0, b""):
+            return False
+        self.state = WORKER_LEAVING
+        return True
+
+    def start_dying(self, double kill_at):
+        """Being killed: takes no more calls.  False when it already is."""
+        if self.state == WORKER_DYING:
+            return False
+        self.state = WORKER_DYING
+        self.kill_at = kill_at
+        return True
+
+    cdef void request_kill(self, int slot) noexcept:
+        """cancel() of the running call in ``slot`` (any thread): the result
+        thread kills this worker."""
+        self.kill_requests |= <uint64_t>1 << slot
+        ffr_wake_fd(self.pool_wake_fd)
+
+    def take_kill_requests(self):
+        """The slots whose running call was cancelled since the last look."""
+        cdef uint64_t requests = self.kill_requests
+        self.kill_requests = 0
+        return [slot for slot in range(MAX_IN_FLIGHT) if (requests >> slot) & 1]
 
     cdef inline bint can_take(self):
-        return (not self.retiring and not self.exit_sent and self.tasks_left != 0
-                and self.in_flight < MAX_IN_FLIGHT)
+        return (self.state == WORKER_SERVING
+                and self.tasks_left != 0 and self.in_flight < MAX_IN_FLIGHT)
 
     cdef inline int take_slot(self) noexcept:
         """A free claim slot, offered.  Only when can_take(): fewer than
@@ -378,6 +509,17 @@ cdef class Link:
         self.free_slots |= <uint64_t>1 << slot
 
 
+# The pool's life (PoolCore.state).  Only OPEN takes calls.  SHUT_DOWN:
+# shutdown() was called; ABANDONED: the executor was dropped or the
+# interpreter exits without it; in both the result thread winds the pool down
+# once every call is answered.  BROKEN: every call failed, workers stopped.
+cdef enum:
+    POOL_OPEN = 0
+    POOL_SHUT_DOWN = 1
+    POOL_ABANDONED = 2
+    POOL_BROKEN = 3
+
+
 cdef class PoolCore:
     """State shared by a ProcessPoolExecutor and its result thread, with the
     hot paths; process.py's _PoolCore adds the rest (workers, shutting down).
@@ -387,11 +529,13 @@ cdef class PoolCore:
     """
     cdef public list workers            # Link
     cdef public object queue            # collections.deque of Call
-    cdef public dict tasks              # task id -> future, for calls in a ring
-    cdef public bint shutting_down
-    cdef public bint cancel_queued
-    cdef public object broken           # False, or the BrokenProcessPool message
-    cdef public bint closed             # shutdown() was called
+    cdef public dict tasks              # task id -> Call, for calls in a ring
+    cdef public double task_timeout     # the pool's limit per call; 0: none
+    cdef public bint any_limits         # a call with a limit was submitted
+    cdef public bint cancel_running     # cancel() of a running call kills its worker
+    cdef int state                      # POOL_*
+    cdef object broken_message
+    cdef bint cancel_queued             # shutdown(cancel_futures=True), not done yet
     cdef public bint ready              # submit() may skip the slow path
     cdef public bint workers_changed
     cdef public bint zero_copy
@@ -405,17 +549,25 @@ cdef class PoolCore:
     cdef ffr_ctl **rings                # the workers' reply rings
     cdef Py_ssize_t nrings
     cdef int wake_fd
+    cdef int wake_write_fd
+    # A timed call placed while the result thread sleeps without a deadline
+    # must wake it: it counts them (timed_placed), notes the count it has
+    # looked at (timed_seen), and says when it sleeps (sleeping_untimed).
+    cdef uint64_t timed_placed
+    cdef uint64_t timed_seen
+    cdef bint sleeping_untimed
     cdef list fd_links                  # per fds[i]: the Link of a sentinel, or None
 
     def __cinit__(self, *args, **kwargs):
         self.workers = []
         self.tasks = {}
-        self.broken = False
+        self.state = POOL_OPEN
         self.fn_cache = {}
         self.picklers = []
         self.fd_links = []
         self.workers_changed = True
         self.wake_fd = -1
+        self.wake_write_fd = -1
 
     def __dealloc__(self):
         PyMem_Free(self.fds)
@@ -443,10 +595,49 @@ cdef class PoolCore:
         self.fn_cache[fn] = data
         return data
 
+    # -- the pool's state: changed only here (lock held) -------------------------
+
+    @property
+    def broken(self):
+        """False, or the BrokenProcessPool message."""
+        return self.broken_message if self.state == POOL_BROKEN else False
+
+    @property
+    def winding_down(self):
+        return self.state != POOL_OPEN
+
+    def shut_down(self, bint cancel_futures):
+        """shutdown(): no more calls; with ``cancel_futures``, the result
+        thread cancels what has not started."""
+        if self.state != POOL_BROKEN:
+            self.state = POOL_SHUT_DOWN
+        if cancel_futures:
+            self.cancel_queued = True
+
+    def abandon(self):
+        """The result thread winds down a pool nobody shut down (its
+        executor is gone, or the interpreter exits)."""
+        if self.state == POOL_OPEN:
+            self.state = POOL_ABANDONED
+
+    def take_cancel_request(self):
+        """True once after shutdown(cancel_futures=True)."""
+        cdef bint requested = self.cancel_queued
+        self.cancel_queued = False
+        return requested
+
+    def mark_broken(self, message):
+        """The pool is broken (for good).  False when it already was."""
+        if self.state == POOL_BROKEN:
+            return False
+        self.state = POOL_BROKEN
+        self.broken_message = message
+        return True
+
     cpdef int check_open(self) except -1:
-        if self.broken:
-            raise BrokenProcessPool(self.broken)
-        if self.closed:
+        if self.state == POOL_BROKEN:
+            raise BrokenProcessPool(self.broken_message)
+        if self.state == POOL_SHUT_DOWN:
             raise RuntimeError('cannot schedule new futures after shutdown')
         if global_shutdown:
             raise RuntimeError('cannot schedule new futures after '
@@ -455,6 +646,13 @@ cdef class PoolCore:
 
     def submit(self, fn, tuple args, dict kwargs):
         """submit(fn, *args, **kwargs) of the executor."""
+        return self.make_call(fn, args, kwargs, self.task_timeout)
+
+    def submit_limited(self, fn, tuple args, dict kwargs, double limit):
+        """submit() with a time limit (seconds; 0: none)."""
+        return self.make_call(fn, args, kwargs, limit)
+
+    cdef FutureCore make_call(self, fn, tuple args, dict kwargs, double limit):
         cdef Call call = Call.__new__(Call)
         cdef bytes fn_bytes
         try:
@@ -474,10 +672,23 @@ cdef class PoolCore:
         except Exception as exc:
             self.check_open()
             return self.failed_future(exc)
+        if limit > 0:
+            self.limit(call, fn, limit)
         return self.enter(call)
 
-    def submit_chunk(self, fn, list items, bint star):
-        """A future for ``list(map(fn, items))`` (``starmap`` when ``star``)."""
+    cdef inline void timed_call_placed(self) noexcept:
+        self.timed_placed += 1
+        if self.sleeping_untimed:
+            ffr_wake_fd(self.wake_write_fd)
+
+    cdef void limit(self, Call call, fn, double limit):
+        call.limit = limit
+        call.fn = fn
+        self.any_limits = True
+
+    def submit_chunk(self, fn, list items, bint star, double limit=-1):
+        """A future for ``list(map(fn, items))`` (``starmap`` when ``star``);
+        ``limit``: seconds (0: none; -1: the pool's)."""
         cdef Call call = Call.__new__(Call)
         cdef bytes fn_bytes
         try:
@@ -492,6 +703,10 @@ cdef class PoolCore:
         except Exception as exc:
             self.check_open()
             return self.failed_future(exc)
+        if limit < 0:
+            limit = self.task_timeout
+        if limit > 0:
+            self.limit(call, fn, limit)
         return self.enter(call)
 
     cdef FutureCore failed_future(self, exc):
@@ -520,14 +735,13 @@ cdef class PoolCore:
 
     cdef inline Py_ssize_t record_size(self, Call call):
         """0 when the call fits a ring record, else its size."""
-        cdef Py_ssize_t n = (sizeof(ffm_header) + PyBytes_GET_SIZE(call.fn_bytes)
-                             + PyBytes_GET_SIZE(call.rest))
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(call.fn_bytes) + PyBytes_GET_SIZE(call.rest)
         cdef Link link
         if self.workers:
             link = self.workers[0]
-            if n < link.outbox.max_record - 64:
+            if link.outbox.fits(n):
                 return 0
-        return n
+        return n + 1
 
     cdef Link least_loaded(self):
         cdef Link best = None
@@ -544,7 +758,6 @@ cdef class PoolCore:
         cdef Link best
         cdef int64_t task_id
         cdef int slot
-        cdef PoolFutureCore future
         if call.buffers is not None or self.record_size(call):
             return False
         best = self.least_loaded()
@@ -556,11 +769,11 @@ cdef class PoolCore:
                             call.fn_bytes, call.rest):
             best.release_slot(slot)
             return False
-        future = <PoolFutureCore>call.future
-        future.claims = best.claims
-        future.slot = slot
+        in_ring(call, best, slot)
         self.next_task_id = task_id + 1
-        self.tasks[task_id] = future
+        self.tasks[task_id] = call
+        if call.limit > 0:
+            self.timed_call_placed()
         best.in_flight += 1
         if best.tasks_left > 0:
             best.tasks_left -= 1
@@ -621,7 +834,6 @@ cdef class PoolCore:
         place() in other threads must not take its id or its worker's last
         slot meanwhile, and the reply can arrive before send() returns."""
         cdef Link best = self.least_loaded()
-        cdef PoolFutureCore future = <PoolFutureCore>call.future
         cdef int64_t task_id
         cdef int slot
         cdef bint counted
@@ -631,9 +843,10 @@ cdef class PoolCore:
         task_id = self.next_task_id
         self.next_task_id = task_id + 1
         slot = best.take_slot()
-        future.claims = best.claims
-        future.slot = slot
-        self.tasks[task_id] = future
+        in_ring(call, best, slot)
+        self.tasks[task_id] = call
+        if call.limit > 0:
+            self.timed_call_placed()
         best.in_flight += 1
         counted = best.tasks_left > 0
         if counted:
@@ -644,14 +857,13 @@ cdef class PoolCore:
         finally:
             if not sent:
                 self.tasks.pop(task_id, None)
-                future.claims = None
+                left_ring(call)
                 best.release_slot(slot)
                 best.in_flight -= 1
                 if counted:
                     best.tasks_left += 1
         if not sent:
             return False        # its ring is full: the next reply brings us back
-        call.buffers = None
         return True
 
     cdef int slow_submit(self, Call call) except -1:
@@ -666,9 +878,11 @@ cdef class PoolCore:
     def take_all_futures(self):
         """Empty the queue and the task table; return their futures (lock
         held: the pool is broken)."""
-        cdef list futures = list(self.tasks.values())
-        for future in futures:
-            left_ring(future)
+        cdef Call call
+        cdef list futures = []
+        for call in self.tasks.values():
+            left_ring(call)
+            futures.append(call.future)
         futures.extend([(<Call>call).future for call in self.queue])
         self.tasks.clear()
         self.queue.clear()
@@ -680,8 +894,74 @@ cdef class PoolCore:
         Cancelling the latter fails for the calls a worker has claimed."""
         cdef list futures = [(<Call>call).future for call in self.queue]
         self.queue.clear()
-        futures.extend(self.tasks.values())
+        futures.extend([(<Call>call).future for call in self.tasks.values()])
         return futures
+
+    # -- workers that are killed or die (lock held) ----------------------------
+
+    def take_back(self, Link link):
+        """``link``'s worker is being killed or has died: take back the
+        calls it has not claimed (to the front of the queue, in order; they
+        run elsewhere) and return the futures of calls that cancel() stopped
+        meanwhile (to notify).  Claimed calls stay until the worker's last
+        replies have been read (take_started())."""
+        cdef Call call
+        cdef list back = []
+        cdef list cancelled = []
+        cdef Claims claims = link.claims
+        for task_id, call in list(self.tasks.items()):
+            if call.link is not link:
+                continue
+            if claims.cancel(call.slot):        # unclaimed: ours again
+                back.append(call)
+            elif claims.claimed(call.slot):
+                continue
+            else:                               # cancelled by cancel()
+                cancelled.append(call.future)
+            del self.tasks[task_id]
+            left_ring(call)
+            link.in_flight -= 1
+        for call in reversed(back):
+            self.queue.appendleft(call)
+        return cancelled
+
+    def take_started(self, Link link, slots=None):
+        """Remove and return the calls ``link``'s worker claimed and did not
+        answer (all of them, or those in ``slots``)."""
+        cdef Call call
+        cdef list started = []
+        for task_id, call in list(self.tasks.items()):
+            if call.link is link and (slots is None or call.slot in slots):
+                del self.tasks[task_id]
+                left_ring(call)
+                link.in_flight -= 1
+                started.append(call)
+        return started
+
+    def overdue(self):
+        """``(calls, seconds)``: the calls that have run past their limit,
+        and how long until the next one could (-1: no call is timed).  A
+        timed call that no worker has claimed yet is looked at again soon."""
+        cdef Call call
+        cdef list late = []
+        cdef double now = ff_monotonic()
+        cdef double next_check = -1
+        cdef double left, started_at
+        self.timed_seen = self.timed_placed
+        for call in self.tasks.values():
+            if call.limit <= 0 or call.link.state == WORKER_DYING:
+                continue
+            started_at = call.link.claims.started_at(call.slot)
+            if started_at > 0 and call.link.claims.claimed(call.slot):
+                left = started_at + call.limit - now
+                if left <= 0:
+                    late.append(call)
+                    continue
+            else:
+                left = min(call.limit, UNCLAIMED_RECHECK_SECONDS)
+            if next_check < 0 or left < next_check:
+                next_check = left
+        return late, next_check
 
     # -- the result thread -----------------------------------------------------
 
@@ -718,7 +998,7 @@ cdef class PoolCore:
         cdef Py_ssize_t count = 0
         cdef bint consumed_already
         cdef object value
-        cdef object future
+        cdef Call call
         while ring._ctl != NULL:
             p = ffr_peek(ring._ctl, ring._data, ring._cap, &n, &consumed)
             if p == NULL:
@@ -754,28 +1034,31 @@ cdef class PoolCore:
                 if not consumed_already:
                     ffr_consume(ring._ctl, consumed)
                 # Only now: the future of an unreadable reply fails with the pool.
-                future = self.tasks.pop(h.task_id, None)
-                left_ring(future)
-                link.release_slot(h.slot)
-                link.in_flight -= 1
+                call = self.tasks.pop(h.task_id, None)
                 if h.flags & F_WORKER_EXITING:
-                    link.retiring = True
-                done.append(future)
-                done.append(value)
-                done.append(OUTCOME_EXCEPTION if h.kind == K_EXCEPTION else OUTCOME_RESULT)
-                value = future = None
+                    link.retire()
+                if call is not None:        # else: taken back from a dying worker
+                    left_ring(call)
+                    link.kill_requests &= ~(<uint64_t>1 << h.slot)   # it is over
+                    link.release_slot(h.slot)
+                    link.in_flight -= 1
+                    done.append(call.future)
+                    done.append(value)
+                    done.append(OUTCOME_EXCEPTION if h.kind == K_EXCEPTION else OUTCOME_RESULT)
+                value = call = None
             elif h.kind == K_SKIPPED:
                 ffr_consume(ring._ctl, consumed)
-                future = self.tasks.pop(h.task_id, None)
-                left_ring(future)
-                link.release_slot(h.slot)
-                link.in_flight -= 1
-                if link.tasks_left >= 0:
-                    link.tasks_left += 1    # not run: it does not count
-                done.append(future)
-                done.append(None)
-                done.append(OUTCOME_SKIPPED)
-                future = None
+                call = self.tasks.pop(h.task_id, None)
+                if call is not None:
+                    left_ring(call)
+                    link.release_slot(h.slot)
+                    link.in_flight -= 1
+                    if link.tasks_left >= 0:
+                        link.tasks_left += 1    # not run: it does not count
+                    done.append(call.future)
+                    done.append(None)
+                    done.append(OUTCOME_SKIPPED)
+                call = None
             else:
                 record = PyBytes_FromStringAndSize(p + sizeof(h), n - sizeof(h))
                 ffr_consume(ring._ctl, consumed)
@@ -796,8 +1079,10 @@ cdef class PoolCore:
             return payload
         return loads(payload, buffers=buffers)
 
-    def set_wake_fd(self, int fd):
-        self.wake_fd = fd
+    def set_wake_fds(self, int read_fd, int write_fd):
+        """The result thread's wake-up pipe."""
+        self.wake_fd = read_fd
+        self.wake_write_fd = write_fd
         self.workers_changed = True
 
     cdef int rebuild_fds(self) except -1:
@@ -839,15 +1124,18 @@ cdef class PoolCore:
         self.nrings = 0
         self.workers_changed = True
 
-    def wait(self):
-        """Sleep until a reply, a wake-up or a worker's exit.  Returns the
-        Links whose process ended (usually none)."""
+    @cython.boundscheck(False)     # fd_links has nfds entries (rebuild_fds)
+    @cython.wraparound(False)
+    def wait(self, double timeout=-1):
+        """Sleep until a reply, a wake-up, a worker's exit or ``timeout``
+        seconds (-1: no limit).  Returns the Links whose process ended
+        (usually none)."""
         cdef Link link
         cdef list links
         cdef Py_ssize_t i, prepared = 0
         cdef bint may_sleep = True
         cdef bint expecting = False
-        cdef int r, timeout
+        cdef int r, poll_ms
         if self.workers_changed:
             self.rebuild_fds()
         links = self.workers
@@ -865,10 +1153,19 @@ cdef class PoolCore:
             if not ffr_reader_prepare_sleep(link.inbox._ctl):
                 may_sleep = False
                 break
-        timeout = -1 if may_sleep else 0
+        if not may_sleep:
+            poll_ms = 0
+        elif timeout >= 0:
+            poll_ms = <int>(timeout * 1000) + 1
+        elif self.any_limits and self.timed_placed != self.timed_seen:
+            poll_ms = 0         # a timed call came since overdue() looked
+        else:
+            poll_ms = -1
+        self.sleeping_untimed = poll_ms < 0
         with nogil:
             note_gil_released()
-            r = ffp_poll(self.fds, self.nfds, timeout)
+            r = ffp_poll(self.fds, self.nfds, poll_ms)
+        self.sleeping_untimed = False
         for i in range(prepared):
             ffr_reader_awake((<Link>links[i]).inbox._ctl)
         fired = []
@@ -938,7 +1235,7 @@ cdef class WorkerLoop:
             memcpy(&h, p, sizeof(h))
             buffers = None
             if ((h.kind == K_CALL or h.kind == K_CHUNK)
-                    and not self.claims.claim(h.slot, ff_monotonic())):
+                    and not self.claims.claim(h.slot)):
                 ffr_consume(inbox._ctl, consumed)
                 self.skip(h)
                 continue
@@ -1004,6 +1301,7 @@ cdef class WorkerLoop:
         else:
             fn, args = loads(payload, buffers=buffers)
         payload = buffers = None
+        self.claims.started(h.slot, ff_monotonic())
         try:
             if h.kind == K_CHUNK:
                 result = list(starmap(fn, args) if h.flags & F_STAR else map(fn, args))
@@ -1048,7 +1346,7 @@ cdef class WorkerLoop:
                 exc = None
         value = None
         while True:
-            if buffers is None and sizeof(ffm_header) + len(payload) < outbox.max_record - 64:
+            if buffers is None and outbox.fits(len(payload)):
                 if write_record(outbox, kind, flags, task_id, slot, EMPTY, payload):
                     return 0
             elif self.endpoint.send(kind, task_id, payload, buffers, flags, 0, slot):

@@ -31,6 +31,7 @@ def worker_main(spec, initializer, initargs, max_tasks):
             _base.LOGGER.critical('Exception in initializer:', exc_info=True)
             # The parent notices that the process stopped and breaks the pool.
             return
+    endpoint.claims.mark_ready()
     parent = multiprocessing.parent_process()
     sentinel = parent.sentinel if parent is not None else None
     poller = select.poll()

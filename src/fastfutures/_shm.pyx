@@ -1,4 +1,3 @@
-# cython: boundscheck=False, wraparound=False
 """Shared-memory primitives of the process pool's transport.
 
 ``Ring``: one direction of a worker channel, a single-producer
@@ -14,12 +13,56 @@ the segment to the worker that wrote it.
 from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE,
                              PyBUF_SIMPLE, PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES)
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-from libc.stdint cimport uint64_t, uint32_t
+cimport cython
+from libc.stdint cimport uint64_t, uint32_t, uint16_t, uint8_t, int64_t
+from libc.string cimport memcpy
 
 # Bytes of control block in front of each ring's data area.
 cdef enum:
     HEADER_SIZE = 192
 RING_HEADER_SIZE = HEADER_SIZE
+
+# The wire protocol, for the Python side (_transport): _shm_ring.h's.
+CALL = FFM_CALL
+EXIT = FFM_EXIT
+RESULT = FFM_RESULT
+RAW_RESULT = FFM_RAW_RESULT
+EXCEPTION = FFM_EXCEPTION
+RELEASE = FFM_RELEASE
+FORGET = FFM_FORGET
+CHUNK = FFM_CHUNK
+SKIPPED = FFM_SKIPPED
+PAYLOAD_IN_SEGMENT = FFM_PAYLOAD_IN_SEGMENT
+WORKER_EXITING = FFM_WORKER_EXITING
+NO_ARGS = FFM_NO_ARGS
+WITH_KWARGS = FFM_WITH_KWARGS
+STAR = FFM_STAR
+NONE_RESULT = FFM_NONE_RESULT
+MESSAGE_HEADER_SIZE = sizeof(ffm_header)
+
+
+def pack_header(int kind, int flags, int nbuf, uint32_t seg_id, int64_t task_id,
+                uint32_t fn_len, uint32_t slot):
+    """The ffm_header of a message, as bytes."""
+    cdef ffm_header h
+    h.kind = <uint8_t>kind
+    h.flags = <uint8_t>flags
+    h.nbuf = <uint16_t>nbuf
+    h.seg_id = seg_id
+    h.task_id = task_id
+    h.fn_len = fn_len
+    h.slot = slot
+    return PyBytes_FromStringAndSize(<char *>&h, sizeof(h))
+
+
+@cython.boundscheck(False)         # the length is checked first
+def unpack_header(const unsigned char[::1] record):
+    """``(kind, flags, nbuf, seg_id, task_id, fn_len, slot)`` of a message."""
+    cdef ffm_header h
+    if record.shape[0] < <Py_ssize_t>sizeof(h):
+        raise ValueError("message shorter than its header")
+    memcpy(&h, &record[0], sizeof(h))
+    return h.kind, h.flags, h.nbuf, h.seg_id, h.task_id, h.fn_len, h.slot
 
 
 cdef class Ring:
@@ -62,80 +105,51 @@ cdef class Ring:
             raise ValueError("ring is closed")
         return 0
 
+    cpdef bint fits(self, Py_ssize_t size) noexcept:
+        """Whether a message whose header is followed by ``size`` more bytes
+        (buffer spans and payload) fits in one record (the one rule for
+        both sides; bigger payloads travel in a buffer segment)."""
+        return <Py_ssize_t>sizeof(ffm_header) + size < self.max_record - FFM_RECORD_SLACK
+
     def write(self, bytes header, bytes payload):
-        """Append header+payload as one record; False when there is no room."""
+        """Append header+payload as one record; False when there is no room.
+        One call under the GIL: writers in several threads never interleave."""
         self._check()
-        cdef int r = ffr_write2(self._ctl, self._data, self._cap,
+        cdef int r = ffr_write3(self._ctl, self._data, self._cap,
                                 PyBytes_AS_STRING(header), PyBytes_GET_SIZE(header),
-                                PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload))
+                                PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload),
+                                NULL, 0)
         if r < 0:
             return False
         if r > 0:
             ffr_wake_fd(self._peer_wake_fd)
         return True
 
-    def has_room(self, Py_ssize_t nbytes):
-        self._check()
-        return bool(ffr_has_room(self._ctl, self._cap, nbytes))
-
-    def read_batch(self, Py_ssize_t limit=1 << 30):
-        """Take up to ``limit`` records (as bytes); wakes a writer waiting for room."""
-        self._check()
-        cdef list out = []
-        cdef const char *p
-        cdef uint32_t n
-        cdef uint64_t consumed
-        while len(out) < limit:
-            p = ffr_peek(self._ctl, self._data, self._cap, &n, &consumed)
-            if p == NULL:
-                break
-            out.append(PyBytes_FromStringAndSize(p, n))
-            ffr_consume(self._ctl, consumed)
-        if out and ffr_writer_to_wake(self._ctl):
-            ffr_wake_fd(self._peer_wake_fd)
-        return out
-
-    def empty(self):
-        self._check()
-        return bool(ffr_is_empty(self._ctl))
-
-    def spin(self, long rounds):
-        """Wait (GIL released, no syscall) up to ``rounds`` pauses for data."""
-        self._check()
-        cdef int r
-        with nogil:
-            r = ffr_spin_nonempty(self._ctl, rounds)
-        return bool(r)
-
-    def prepare_sleep(self):
-        """Reader: announce sleep.  True: block now; False: data arrived."""
-        self._check()
-        return bool(ffr_reader_prepare_sleep(self._ctl))
-
-    def awake(self):
-        self._check()
-        ffr_reader_awake(self._ctl)
-
-    def prepare_wait_room(self, Py_ssize_t nbytes):
-        """Writer: announce a wait for room.  True: block now; False: room appeared."""
-        self._check()
-        return bool(ffr_writer_prepare_wait(self._ctl, self._cap, nbytes))
-
 
 cdef class Claims:
-    """``Claims(segment, offset, count)``: the claim slots of one channel
-    (see _shm_ring.h).  Holds a view of the segment, so the slots stay
-    mapped for as long as anyone holds this object."""
+    """``Claims(segment, offset, count)``: the claim slots of one channel and
+    the worker's ready word after them (see _shm_ring.h).  Holds a view of
+    the segment, so the slots stay mapped for as long as anyone holds this
+    object."""
     # Fields and the inline operations: see _shm.pxd.
 
     def __cinit__(self, segment, Py_ssize_t offset, int count):
         PyObject_GetBuffer(segment, &self._view, PyBUF_WRITABLE)
         self._has_view = True
         if (count < 0 or offset < 0 or offset % 64
-                or offset + count * <Py_ssize_t>sizeof(ffc_slot) > self._view.len):
+                or offset + count * <Py_ssize_t>sizeof(ffc_slot) + 8 > self._view.len):
             raise ValueError("claim slots do not fit in the segment")
         self._slots = <ffc_slot *>(<char *>self._view.buf + offset)
+        self._ready = <uint32_t *>(<char *>self._view.buf + offset + count * sizeof(ffc_slot))
         self.count = count
+
+    def mark_ready(self):
+        """Worker: the initializer succeeded."""
+        self.set_ready()
+
+    @property
+    def ready(self):
+        return self.is_ready()
 
     def __dealloc__(self):
         if self._has_view:
@@ -220,7 +234,6 @@ cdef extern from *:
     void ffs_advise_huge(char *p, Py_ssize_t n) nogil
 
 from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING
-from libc.string cimport memcpy
 
 # Copies this large are worth a huge-page hint and a GIL release.
 cdef Py_ssize_t LARGE_COPY = 4 << 20

@@ -105,11 +105,6 @@ static inline int ffr_write3(ffr_ctl *c, char *data, uint64_t cap,
     return 0;
 }
 
-static inline int ffr_write2(ffr_ctl *c, char *data, uint64_t cap,
-                             const char *p1, uint64_t n1, const char *p2, uint64_t n2) {
-    return ffr_write3(c, data, cap, p1, n1, p2, n2, NULL, 0);
-}
-
 /* The next record, or NULL when the ring is empty.  *consumed is what
  * ffr_consume() must advance by once the caller has copied the record. */
 static inline const char *ffr_peek(ffr_ctl *c, char *data, uint64_t cap,
@@ -173,7 +168,35 @@ static inline int ffr_writer_prepare_wait(ffr_ctl *c, uint64_t cap, uint64_t n) 
     return 1;
 }
 
-/* The header in front of every message (see _transport.py, HEADER). */
+/* The wire protocol between the parent and a worker: message kinds, flags,
+ * and the header in front of every message.  Defined here only: _shm.pyx
+ * exposes them to Python (_transport), _process_core cimports them. */
+enum {
+    FFM_CALL = 1,           /* parent -> worker: (fn, args, kwargs) */
+    FFM_EXIT = 2,           /* parent -> worker: finish and exit */
+    FFM_RESULT = 3,         /* worker -> parent: the pickled result */
+    FFM_RAW_RESULT = 4,     /* worker -> parent: a bytes result, as the single buffer */
+    FFM_EXCEPTION = 5,      /* worker -> parent: the pickled exception */
+    FFM_RELEASE = 6,        /* either way: the peer's segments I am done with */
+    FFM_FORGET = 7,         /* either way: segments of mine I closed; unmap them */
+    FFM_CHUNK = 8,          /* parent -> worker: (fn, items) of map(); the reply is the list */
+    FFM_SKIPPED = 9         /* worker -> parent: cancelled before it started; not run */
+};
+enum {
+    FFM_PAYLOAD_IN_SEGMENT = 1,     /* the pickle itself is the last buffer */
+    FFM_WORKER_EXITING = 2,         /* max_tasks_per_child reached: this is the last reply */
+    FFM_NO_ARGS = 4,                /* CALL: fn(), the payload is only the function */
+    FFM_WITH_KWARGS = 8,            /* CALL: the arguments pickle as (args, kwargs), else as args */
+    FFM_STAR = 16,                  /* CHUNK: the items are argument tuples */
+    FFM_NONE_RESULT = 32            /* RESULT: None, no payload */
+};
+
+/* A message fits in one ring record when its header, buffer spans and
+ * payload take less than this much below the ring's largest record; bigger
+ * ones carry their payload in a buffer segment. */
+#define FFM_RECORD_SLACK 64
+
+/* The header in front of every message. */
 typedef struct {
     uint8_t kind;
     uint8_t flags;
@@ -197,7 +220,7 @@ enum { FFC_FREE = 0, FFC_QUEUED = 1, FFC_CLAIMED = 2, FFC_CANCELLED = 3 };
 typedef struct {
     uint32_t state;
     uint32_t _pad;
-    double claimed_at;      /* CLOCK_MONOTONIC seconds, written before CLAIMED is published */
+    double started_at;      /* CLOCK_MONOTONIC seconds the call's function started; 0: not yet */
 } ffc_slot;                 /* 16 bytes */
 
 #if defined(_MSC_VER)
@@ -216,26 +239,33 @@ static inline int ffc_cas(uint32_t *p, uint32_t expected, uint32_t desired) {
 #  define ffc_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #endif
 
-static inline void ffc_offer(ffc_slot *s) { s->claimed_at = 0.0; ffc_store(&s->state, FFC_QUEUED); }
+static inline void ffc_offer(ffc_slot *s) { s->started_at = 0.0; ffc_store(&s->state, FFC_QUEUED); }
 static inline int ffc_cancel(ffc_slot *s) { return ffc_cas(&s->state, FFC_QUEUED, FFC_CANCELLED); }
 static inline int ffc_claimed(ffc_slot *s) { return ffc_load(&s->state) == FFC_CLAIMED; }
-/* Worker: 1 when the call is ours to run (claimed at `now`), 0 when cancelled. */
-static inline int ffc_claim(ffc_slot *s, double now) {
-    uint32_t state = ffc_load(&s->state);
-    if (state != FFC_QUEUED)
-        return 0;
-    s->claimed_at = now;    /* read by the parent only once it sees CLAIMED */
+/* The worker's "ready" word after the slots: set once its initializer has
+ * succeeded, so that the parent tells a failed start from a later death. */
+static inline void ffc_set_word(uint32_t *p, uint32_t v) { ffc_store(p, v); }
+static inline uint32_t ffc_get_word(uint32_t *p) { return ffc_load(p); }
+/* Worker: 1 when the call is ours to run, 0 when it was cancelled. */
+static inline int ffc_claim(ffc_slot *s) {
     return ffc_cas(&s->state, FFC_QUEUED, FFC_CLAIMED);
 }
-
-/* Spin for at most `rounds` pause instructions waiting for data. */
-static inline int ffr_spin_nonempty(ffr_ctl *c, long rounds) {
-    for (long i = 0; i < rounds; i++) {
-        if (ffr_load_acquire(&c->head) != c->tail) return 1;
-        ffr_relax();
-    }
-    return ffr_load_acquire(&c->head) != c->tail;
+/* Worker, once the call's arguments are loaded: its function starts now
+ * (a time limit counts from here; loading a spawned worker's first function
+ * can import a module). */
+#if defined(_MSC_VER)
+static inline void ffc_started(ffc_slot *s, double now) { *(volatile double *)&s->started_at = now; }
+static inline double ffc_started_at(ffc_slot *s) { return *(volatile double *)&s->started_at; }
+#else
+static inline void ffc_started(ffc_slot *s, double now) {
+    __atomic_store(&s->started_at, &now, __ATOMIC_RELEASE);
 }
+static inline double ffc_started_at(ffc_slot *s) {
+    double at;
+    __atomic_load(&s->started_at, &at, __ATOMIC_ACQUIRE);
+    return at;
+}
+#endif
 
 #if defined(_WIN32)
 #  include <io.h>

@@ -16,8 +16,8 @@ user drops the last view -- and the owner reuses it, so steady traffic
 touches only warm pages.  A segment's descriptor crosses the socket once,
 the first time the peer sees it.
 
-Record layout: HEADER (kind, flags, number of buffers, segment id, task id,
-function length), then one BUFFER (offset, length) per out-of-band buffer,
+Record layout: the message header (ffm_header in _shm_ring.h: kind, flags,
+number of buffers, segment id, task id, function length, claim slot), then one BUFFER (offset, length) per out-of-band buffer,
 then the payload.  The hot paths that write and read records are compiled
 (_process_core.pyx); this module does the rest: segments, control messages
 and the pickler.
@@ -40,29 +40,18 @@ from multiprocessing.reduction import ForkingPickler
 from . import _shm_platform as platform
 from ._shm import RING_HEADER_SIZE, Claims, Ring, SharedView, copy_out
 
-# Message kinds.
-CALL = 1            # parent -> worker: (fn, args, kwargs)
-EXIT = 2            # parent -> worker: finish and exit
-RESULT = 3          # worker -> parent: the pickled result
-RAW_RESULT = 4      # worker -> parent: a bytes result, as the single buffer
-EXCEPTION = 5       # worker -> parent: the pickled exception
-RELEASE = 6         # either way: the peer's segments I am done with
-FORGET = 7          # either way: segments of mine I closed; unmap them
-CHUNK = 8           # parent -> worker: (fn, items) of map(); the reply is the list of results
-SKIPPED = 9         # worker -> parent: the call was cancelled before it started; not run
+# The message kinds and flags are _shm_ring.h's (the one definition of the
+# wire protocol), re-exported here for the Python side.
+from ._shm import (CALL, CHUNK, EXCEPTION, EXIT, FORGET, NO_ARGS, NONE_RESULT,  # noqa: E402,F401
+                   PAYLOAD_IN_SEGMENT, RAW_RESULT, RELEASE, RESULT, SKIPPED, STAR,
+                   WITH_KWARGS, WORKER_EXITING, MESSAGE_HEADER_SIZE, pack_header,
+                   unpack_header)
 
-
-# Flags.
-PAYLOAD_IN_SEGMENT = 1      # the pickle itself is the last buffer
-WORKER_EXITING = 2          # max_tasks_per_child reached: this is the last reply
-NO_ARGS = 4                 # CALL: fn(), the payload is only the function
-WITH_KWARGS = 8             # CALL: the arguments pickle as (args, kwargs), else as args
-STAR = 16                   # CHUNK: the items are argument tuples
-NONE_RESULT = 32            # RESULT: None, no payload
-
-HEADER = struct.Struct("<BBHIqII")      # ffm_header in _shm_ring.h
+_SEGMENT_ID = struct.Struct("<I")
 BUFFER = struct.Struct("<QQ")
 SEGMENT_HELLO = struct.Struct("<IQ")
+
+_RELEASE_HEADER = pack_header(RELEASE, 0, 0, 0, 0, 0, 0)
 
 RING_CAPACITY = 1 << 18
 CLAIM_SLOTS = 64                    # >= the calls a worker is handed ahead of time
@@ -199,26 +188,6 @@ def function_pickle(fn):
         return None     # pickled with the arguments, where the error is reported
 
 
-def dumps(obj):
-    """``(payload, buffers)``: the pickle and its out-of-band buffers
-    (flat unsigned-byte memoryviews)."""
-    buffers = []
-
-    def buffer_callback(pickle_buffer):
-        raw = pickle_buffer.raw()
-        if raw.nbytes < OOB_THRESHOLD:
-            return True         # in band
-        buffers.append(raw)
-        return False
-
-    if len(ForkingPickler._extra_reducers) != _known_reducers:
-        _refresh_dispatch_table()
-    file = io.BytesIO()
-    _Pickler(file, 5, buffer_callback=buffer_callback).dump(obj)
-    return file.getvalue(), buffers
-
-
-loads = pickle.loads
 
 
 # -- descriptors that travel to a spawned worker ----------------------------
@@ -369,8 +338,8 @@ class _Lease:
         self._seg_id = seg_id
 
     def __del__(self):
-        # May run in any thread (whoever drops the last view): only queue it.
-        self._endpoint.pending_releases.append(self._seg_id)
+        # May run in any thread (whoever drops the last view).
+        self._endpoint.release_now(self._seg_id)
 
 
 # -- an endpoint ------------------------------------------------------------
@@ -397,14 +366,14 @@ class Endpoint:
 
     def send(self, kind, task_id, payload, buffers=(), flags=0, fn_len=0, slot=0):
         """Write one message; False (nothing sent) when the outbox is full."""
-        if buffers or len(payload) > self.outbox.max_record - 64:
+        if buffers or not self.outbox.fits(len(payload)):
             return self._send_with_segment(kind, task_id, payload, buffers or (), flags,
                                            fn_len, slot)
-        return self.outbox.write(HEADER.pack(kind, flags, 0, 0, task_id, fn_len, slot), payload)
+        return self.outbox.write(pack_header(kind, flags, 0, 0, task_id, fn_len, slot), payload)
 
     def _send_with_segment(self, kind, task_id, payload, buffers, flags, fn_len, slot):
         parts = list(buffers)
-        if len(payload) > self.outbox.max_record - 64 - BUFFER.size * len(parts):
+        if not self.outbox.fits(BUFFER.size * len(parts) + len(payload)):
             parts.append(memoryview(payload))
             payload = b""
             flags |= PAYLOAD_IN_SEGMENT
@@ -417,7 +386,7 @@ class Endpoint:
         with memoryview(seg.map) as dest:
             for part, offset in zip(parts, offsets):
                 dest[offset:offset + part.nbytes] = part
-        header = [HEADER.pack(kind, flags, len(parts), seg.id, task_id, fn_len, slot)]
+        header = [pack_header(kind, flags, len(parts), seg.id, task_id, fn_len, slot)]
         header.extend(BUFFER.pack(offset, part.nbytes)
                       for part, offset in zip(parts, offsets))
         if not self.outbox.write(b"".join(header), payload):
@@ -438,6 +407,21 @@ class Endpoint:
         self.pending_releases.extend(ids)
         return False
 
+    def release_now(self, seg_id):
+        """Hand back a peer segment at once, from any thread (a zero-copy
+        view dropped): the RELEASE then reaches the peer before any call
+        submitted afterwards, so a caller that drops its results and asks
+        for more gets the same, warm, segments again.  A ring write is one
+        compiled call under the GIL, so it cannot interleave with another
+        sender's; when it cannot be written now, the owner sends it later."""
+        if not self.pending_releases:
+            try:
+                if self.outbox.write(_RELEASE_HEADER, _SEGMENT_ID.pack(seg_id)):
+                    return
+            except ValueError:
+                pass        # the channel is closed
+        self.pending_releases.append(seg_id)
+
     def handle_control(self, kind, payload):
         """RELEASE / FORGET from the peer."""
         ids = struct.unpack(f"<{len(payload) // 4}I", payload)
@@ -456,10 +440,11 @@ class Endpoint:
         others itself).  For RAW_RESULT ``payload`` is the result (bytes, or
         a memoryview of the segment when ``zero_copy``) and buffers is None.
         """
-        kind, flags, nbuf, seg_id, task_id, fn_len, _slot = HEADER.unpack_from(record)
-        start = HEADER.size + BUFFER.size * nbuf
+        kind, flags, nbuf, seg_id, task_id, fn_len, _slot = unpack_header(record)
+        start = MESSAGE_HEADER_SIZE + BUFFER.size * nbuf
         mapping = self.peer_segments.get(seg_id)
-        spans = [BUFFER.unpack_from(record, HEADER.size + BUFFER.size * i) for i in range(nbuf)]
+        spans = [BUFFER.unpack_from(record, MESSAGE_HEADER_SIZE + BUFFER.size * i)
+                 for i in range(nbuf)]
         if flags & PAYLOAD_IN_SEGMENT:
             offset, length = spans.pop()
             payload = copy_out(mapping, offset, length)

@@ -611,6 +611,24 @@ def _server_mix(impl, size):
         yield run
 
 
+def _held_results(zero_copy_results):
+    @contextlib.contextmanager
+    def prepare(impl, size):
+        with process_pool(impl, zero_copy_results=zero_copy_results) as executor:
+            submit = executor.submit
+
+            def run():
+                # The common pattern: every result kept by the caller until
+                # all have arrived (then dropped together).
+                fs = [submit(make_bytes, 16 * MiB) for _ in range(size)]
+                data = [f.result() for f in fs]
+                if any(len(d) != 16 * MiB for d in data):
+                    raise AssertionError("short result")
+            run()       # one untimed round first, as for results_16mib
+            yield run
+    return prepare
+
+
 # -- memory metrics ------------------------------------------------------------
 
 @contextlib.contextmanager
@@ -753,6 +771,15 @@ WORKLOADS = (
     Timed("process", "results_16mib_zero_copy",
           "16 MiB results; fastfutures with zero_copy_results=True (views; after a warm-up round)",
           _large_results(True), unit="result", size=32, quick_size=4, target=8, rounds=2,
+          pool_per_run=True),
+    Timed("process", "results_16mib_held",
+          "32 results of 16 MiB kept until all have arrived, copied",
+          _held_results(False), unit="result", size=32, quick_size=4, target=3, rounds=2,
+          pool_per_run=True),
+    Timed("process", "results_16mib_held_zero_copy",
+          "32 results of 16 MiB kept until all have arrived; fastfutures with "
+          "zero_copy_results=True",
+          _held_results(True), unit="result", size=32, quick_size=4, target=8, rounds=2,
           pool_per_run=True),
     Timed("asyncio", "to_thread", "await asyncio.to_thread(noop), one after another",
           _sequential_to_thread, unit="call", size=5_000, quick_size=500, target=3),

@@ -9,8 +9,9 @@ How work travels (see _transport.py): each worker has a channel -- two
 shared-memory rings and a wake-up pipe per direction.  ``submit()`` pickles
 the call in the caller's thread and, when a worker has room, writes it
 straight into that worker's request ring; otherwise the work item waits in
-the pool's queue (where ``cancel()`` still works) until a worker has fewer
-than ``MAX_IN_FLIGHT_PER_WORKER`` tasks.  One result thread per pool drains
+the pool's queue until a worker has fewer than ``MAX_IN_FLIGHT_PER_WORKER``
+tasks.  A call in a ring stays cancellable until the worker claims it (a
+compare-and-swap on the call's claim slot, see _shm_ring.h).  One result thread per pool drains
 every reply ring, completes the futures, hands queued work to workers, and
 blocks in ``poll()`` on the reply wake-ups, the worker sentinels and its own
 wake-up pipe, so a dying worker is noticed at once.  ``map()`` sends each
@@ -33,6 +34,14 @@ The segment goes back to the worker for reuse when the last view of it
 Small results are unaffected.  With the default (``False``) results are
 plain copies of exactly the types the stdlib pool returns.
 
+Time limits, cancel_running, on_worker_death (opt-in)
+---------------------------------------------------
+``task_timeout=`` / ``with_options(timeout=...)``: a call whose function
+runs longer fails with TaskTimeout and its worker is replaced;
+``cancel_running=True``: cancel() of a running call kills its worker;
+``on_worker_death="replace"``: a worker that dies fails only its running
+call (WorkerDied).  The result thread does the killing and replacing.
+
 Everywhere, large ``bytearray``/``memoryview``/numpy buffers in arguments and
 results travel through shared memory; a ``memoryview`` (which the stdlib
 cannot pickle at all) is accepted and arrives as a ``memoryview``.
@@ -44,7 +53,9 @@ import itertools
 import multiprocessing as mp
 import os
 import select
+import signal
 import sys
+import time
 import threading
 import weakref
 from collections import deque
@@ -60,7 +71,58 @@ from . import _shm_platform
 from ._base import HAS_BUFFERSIZE, Executor, check_buffersize, map_results
 from ._future import results_in_order
 
-__all__ = ["ProcessPoolExecutor", "BrokenProcessPool"]
+__all__ = ["ProcessPoolExecutor", "BrokenProcessPool", "TaskTimeout", "WorkerDied"]
+
+
+class TaskTimeout(_stdlib_base.TimeoutError):
+    """A call ran past its time limit (``task_timeout=`` or
+    ``with_options(timeout=...)``): its worker was killed and replaced."""
+
+    def __init__(self, message, limit=None):
+        super().__init__(message)
+        self.limit = limit
+
+
+class WorkerDied(BrokenProcessPool):
+    """The worker running this call died (a signal, ``os._exit()``, the OOM
+    killer, or killed by the pool while it ran another call).  Raised with
+    ``on_worker_death="replace"``; the pool stays usable."""
+
+    def __init__(self, message, pid=None, exitcode=None):
+        super().__init__(message)
+        self.pid = pid
+        self.exitcode = exitcode      # negative: -signal number
+
+    @property
+    def signal(self):
+        """The signal number that killed the worker, or None."""
+        return -self.exitcode if self.exitcode is not None and self.exitcode < 0 else None
+
+
+def _death_message(pid, exitcode):
+    if exitcode is not None and exitcode < 0:
+        try:
+            how = f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            how = f"killed by signal {-exitcode}"
+    else:
+        how = f"exit code {exitcode}"
+    return f"The worker process (pid {pid}) running this call died ({how})"
+
+
+def _check_time_limit(name, value):
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None")
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0")
+    return float(value)
+
+
+# A worker killed for a time limit or cancel_running gets SIGTERM, then
+# SIGKILL if it is still there after this long (seconds).
+KILL_GRACE_SECONDS = 0.25
 
 if not _shm_platform.SUPPORTED:     # pragma: no cover - Windows
     from concurrent.futures.process import ProcessPoolExecutor  # noqa: F401,F811
@@ -141,7 +203,7 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
     """
 
     def __init__(self, executor, mp_context, initializer, initargs, max_workers,
-                 max_tasks_per_child, zero_copy):
+                 max_tasks_per_child, zero_copy, task_timeout, cancel_running, replace_dead):
         # Reentrant: dispatch() takes it, also when called with it held
         # (start(), _worker_exited()).
         self.lock = threading.RLock()
@@ -152,11 +214,14 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
         self.max_workers = max_workers
         self.max_tasks_per_child = max_tasks_per_child
         self.zero_copy = zero_copy
+        self.task_timeout = task_timeout
+        self.cancel_running = cancel_running
+        self.replace_dead = replace_dead     # on_worker_death="replace"
         self.dynamic_spawning = mp_context.get_start_method(allow_none=False) != "fork"
         self.executor_ref = weakref.ref(executor)
         self.result_thread = None
         self.wake_read, self.wake_write = _shm_platform.wake_pipe()
-        self.set_wake_fd(self.wake_read)
+        self.set_wake_fds(self.wake_read, self.wake_write)
         self.wake_closed = False
         # Reentrant: wake() also runs from a weakref callback, i.e. from the
         # garbage collector, possibly inside a wake() of the same thread.
@@ -181,17 +246,14 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
                 os.close(self.wake_read)
                 os.close(self.wake_write)
                 self.wake_read, self.wake_write = _shm_platform.wake_pipe()
-                self.set_wake_fd(self.wake_read)
+                self.set_wake_fds(self.wake_read, self.wake_write)
             return
-        self.broken = _INHERITED_MESSAGE
-        self.closed = True
-        self.shutting_down = True
+        self.mark_broken(_INHERITED_MESSAGE)
         if executor is not None:
             executor._broken = _INHERITED_MESSAGE
             executor._shutdown_thread = True
         self.workers.clear()
-        self.queue.clear()
-        self.tasks.clear()
+        self.take_all_futures()     # their cancel() must not touch the parent's claims
         self.close_wake_pipe()      # the parent's pipe: never wake its thread
 
     def wake(self):
@@ -223,7 +285,8 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
             channel.close()
             raise
         channel.worker_started()
-        self.workers.append(_process_core.Link(process, channel, self.max_tasks_per_child))
+        self.workers.append(_process_core.Link(process, channel, self.max_tasks_per_child,
+                                               self.cancel_running, self.wake_write))
         self.workers_changed = True
 
     def take_workers(self):
@@ -234,7 +297,7 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
         return workers
 
     def has_idle_worker(self):
-        return any(w.in_flight == 0 and not (w.retiring or w.exit_sent) for w in self.workers)
+        return any(w.in_flight == 0 and w.serving for w in self.workers)
 
     def start(self, call):
         """submit()'s slow path: the first call starts the result thread (and,
@@ -268,6 +331,14 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
             self.wake()
 
 
+def _fail(future, error):
+    """Fail ``future`` unless it ended meanwhile (cancelled...)."""
+    try:
+        future.set_exception(error)
+    except _stdlib_base.InvalidStateError:
+        pass
+
+
 def _stop(workers):
     """Terminate and join workers, close their channels."""
     for worker in workers:
@@ -284,6 +355,7 @@ class _ResultThread(threading.Thread):
     def __init__(self, core, executor):
         super().__init__(name="fastfutures-process-results")
         self.core = core
+        self.dying = []         # Links being killed (time limit, cancel_running)
 
         def on_executor_collected(_, core=core):
             core.wake()
@@ -306,7 +378,7 @@ class _ResultThread(threading.Thread):
 
     def _shutting_down(self):
         core = self.core
-        return (core.shutting_down or _global_shutdown
+        return (core.winding_down or _global_shutdown
                 or self.executor_ref() is None)
 
     def _loop(self):
@@ -319,9 +391,90 @@ class _ResultThread(threading.Thread):
             if self._shutting_down():
                 if self._wind_down():
                     return
-            for worker in core.wait():
+            timeout = -1
+            if core.any_limits or core.cancel_running or self.dying:
+                timeout = self._enforce_limits()
+            for worker in core.wait(timeout):
                 if not self._worker_exited(worker):
                     return
+
+    # -- killing workers: time limits and cancel_running -------------------------
+
+    def _enforce_limits(self):
+        """Kill the workers whose call ran out of time or was cancelled while
+        running; SIGKILL those still there after the grace period.  Returns
+        the seconds until something is due (-1: nothing)."""
+        core = self.core
+        if core.cancel_running:
+            for worker in list(core.workers):
+                slots = worker.take_kill_requests()
+                if slots:
+                    self._kill(worker, cancelled_slots=slots)
+        timeout = -1
+        if core.any_limits:
+            late, timeout = core.overdue()
+            for call in late:
+                self._kill(call.link, timed_out=call)
+        now = time.monotonic()
+        for worker in self.dying:
+            if worker.kill_at and worker.process.exitcode is None:
+                left = worker.kill_at - now
+                if left <= 0:
+                    worker.process.kill()
+                    worker.kill_at = 0
+                elif timeout < 0 or left < timeout:
+                    timeout = left
+        return timeout
+
+    def _kill(self, worker, timed_out=None, cancelled_slots=()):
+        """Stop ``worker``: the calls it has not started go to other workers,
+        the timed-out call fails with TaskTimeout, the cancelled one ends
+        cancelled; a replacement starts once it is gone (_bury())."""
+        core = self.core
+        timeouts = []
+        with core.lock:
+            notify = []
+            if worker.start_dying(time.monotonic() + KILL_GRACE_SECONDS):
+                notify = core.take_back(worker)
+                self.dying.append(worker)
+                try:
+                    worker.process.terminate()
+                except (ProcessLookupError, ValueError):
+                    pass
+            if timed_out is not None:
+                timeouts = core.take_started(worker, {timed_out.slot})
+            if cancelled_slots:
+                notify += [call.future for call in core.take_started(worker, set(cancelled_slots))]
+            core.dispatch()
+        for call in timeouts:
+            name = getattr(call.fn, "__qualname__", None) or repr(call.fn)
+            _fail(call.future, TaskTimeout(
+                f"{name}() exceeded its time limit of {call.limit:g} s", call.limit))
+        _process_core.notify_cancelled(notify)
+
+    def _bury(self, worker):
+        """A worker that was killed, or died alone (on_worker_death="replace"),
+        is gone: its replies have been read.  The calls it had started fail
+        with WorkerDied, those it had not run elsewhere, a replacement
+        starts."""
+        core = self.core
+        worker.process.join()
+        pid, exitcode = worker.process.pid, worker.process.exitcode
+        with core.lock:
+            notify = core.take_back(worker)
+            started = core.take_started(worker)
+            core.workers.remove(worker)
+            core.workers_changed = True
+            worker.channel.close()
+            if worker in self.dying:
+                self.dying.remove(worker)
+            if core.queue or not self._shutting_down():
+                core.spawn_worker()
+            core.dispatch()
+        for call in started:
+            _fail(call.future, WorkerDied(_death_message(pid, exitcode), pid, exitcode))
+        _process_core.notify_cancelled(notify)
+        return True
 
     def _worker_exited(self, worker):
         """A worker's sentinel fired.  False when that broke the pool."""
@@ -330,9 +483,16 @@ class _ResultThread(threading.Thread):
         if core.cause is not None:
             self._break(core.cause)
             return False
+        if worker.dying:
+            return self._bury(worker)
+        expected = worker.exit_expected
+        if not expected and core.replace_dead and worker.ready:
+            # Died alone after a successful start (an initializer failure
+            # still breaks the pool, as in the stdlib).
+            return self._bury(worker)
         # A worker may only exit when told to, or after its last task
         # (max_tasks_per_child), with every reply read.
-        if not (worker.retiring or worker.exit_sent) or worker.in_flight:
+        if not expected:
             self._break(None)
             return False
         worker.process.join()
@@ -358,19 +518,18 @@ class _ResultThread(threading.Thread):
         core = self.core
         cancelled = []
         with core.lock:
-            core.shutting_down = True
-            if core.cancel_queued:
+            core.abandon()
+            if core.take_cancel_request():
                 cancelled = core.unstarted_futures()
-                core.cancel_queued = False
-        # Calls in the workers' rings too: those not claimed yet are skipped.
+        # Calls in the workers' rings too: those not claimed yet are skipped;
+        # running ones go on (also with cancel_running).
         for future in cancelled:
-            future.cancel()
+            future.cancel_if_not_started()
         with core.lock:
             if core.queue or core.tasks:
                 return False
             for worker in core.workers:
-                if not worker.exit_sent and worker.endpoint.send(transport.EXIT, 0, b""):
-                    worker.exit_sent = True
+                worker.tell_to_leave()
             if core.workers:
                 return False
             return True
@@ -380,10 +539,8 @@ class _ResultThread(threading.Thread):
         core = self.core
         executor = self.executor_ref()
         with core.lock:
-            if core.broken:
+            if not core.mark_broken(_BROKEN_MESSAGE):
                 return
-            core.broken = _BROKEN_MESSAGE
-            core.shutting_down = True
             if executor is not None:
                 executor._broken = _BROKEN_MESSAGE
                 executor._shutdown_thread = True
@@ -417,7 +574,8 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
 
     def __init__(self, max_workers=None, mp_context=None,
                  initializer=None, initargs=(), *, max_tasks_per_child=None,
-                 zero_copy_results=False):
+                 zero_copy_results=False, task_timeout=None, cancel_running=False,
+                 on_worker_death="break"):
         """Initializes a new ProcessPoolExecutor instance.
 
         Args:
@@ -439,6 +597,19 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
                 result (numpy arrays, bytes, bytearray, memoryview of 64 KiB
                 or more) as views of the shared memory the worker wrote them
                 into instead of copies; see the module docstring.
+            task_timeout: fastfutures only.  A limit in seconds for every
+                call (with_options(timeout=...) sets one for some calls).  A
+                call that runs longer fails with TaskTimeout; its worker is
+                killed (SIGTERM, then SIGKILL) and replaced; other calls are
+                untouched.
+            cancel_running: fastfutures only.  When True, cancel() of a call
+                that is running kills its worker (replaced): the future ends
+                cancelled and cancel() returns True.
+            on_worker_death: fastfutures only.  "break" (the stdlib's
+                behaviour): a worker that dies breaks the pool.  "replace":
+                only the call it was running fails, with WorkerDied; the
+                calls it had not started run on other workers; a
+                replacement starts.
         """
         if max_workers is None:
             self._max_workers = _default_max_workers()
@@ -475,8 +646,12 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         self._shutdown_thread = False
         self._broken = False
         self._shutdown_lock = threading.Lock()
+        task_timeout = _check_time_limit("task_timeout", task_timeout)
+        if on_worker_death not in ("break", "replace"):
+            raise ValueError('on_worker_death must be "break" or "replace"')
         self._core = _PoolCore(self, mp_context, initializer, initargs, self._max_workers,
-                               max_tasks_per_child, bool(zero_copy_results))
+                               max_tasks_per_child, bool(zero_copy_results), task_timeout,
+                               bool(cancel_running), on_worker_death == "replace")
 
     # -- stdlib-compatible introspection --------------------------------------
 
@@ -502,17 +677,22 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         return self._core.submit(fn, args, kwargs)
     submit.__doc__ = _stdlib_base.Executor.submit.__doc__
 
-    def _map(self, fn, iterables, timeout, chunksize, buffersize):
+    def _map(self, fn, iterables, timeout, chunksize, buffersize, view=None):
+        """map(); ``view``: a with_options() view whose limit applies."""
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         check_buffersize(buffersize)
+        if view is not None:
+            submitter, limit = view, view._limit
+        else:
+            submitter, limit = self, -1     # the pool's own limit
         if (buffersize is not None or "submit" in self.__dict__
                 or type(self).submit is not ProcessPoolExecutor.submit):
             # Each chunk goes through submit(), as with the stdlib: a
             # subclass's submit() or one set on the instance (tqdm's
             # process_map wraps it so) sees every chunk; buffersize bounds
             # the chunks in flight.
-            results = Executor.map(self, partial(_process_chunk, fn),
+            results = Executor.map(submitter, partial(_process_chunk, fn),
                                    _get_chunks(*iterables, chunksize=chunksize),
                                    timeout=timeout,
                                    **({} if buffersize is None else {"buffersize": buffersize}))
@@ -527,7 +707,7 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         results = results_in_order(futures, timeout)   # the deadline starts now
         submit_chunk = self._core.submit_chunk
         while chunk := list(islice(items, chunksize)):
-            futures.append(submit_chunk(fn, chunk, star))
+            futures.append(submit_chunk(fn, chunk, star, limit))
         return map_results(_process_core.ChunkedResults(results))
 
     if HAS_BUFFERSIZE:
@@ -538,6 +718,12 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
             return self._map(fn, iterables, timeout, chunksize, None)
     map.__doc__ = _stdlib_process.ProcessPoolExecutor.map.__doc__
 
+    def with_options(self, *, timeout):
+        """A view of this pool whose submit() and map() give each call a
+        time limit of ``timeout`` seconds (None: no limit), overriding
+        task_timeout.  fastfutures only."""
+        return _PoolView(self, _check_time_limit("timeout", timeout))
+
     # -- stopping ------------------------------------------------------------
 
     def shutdown(self, wait=True, *, cancel_futures=False):
@@ -546,10 +732,7 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
             self._shutdown_thread = True
             if core is not None:
                 with core.lock:
-                    core.closed = True
-                    core.shutting_down = True
-                    if cancel_futures:
-                        core.cancel_queued = True
+                    core.shut_down(cancel_futures)
         if core is not None:
             thread = core.result_thread
             if thread is None:
@@ -607,6 +790,34 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         core = getattr(self, "_core", None)
         if core is not None and core.result_thread is None:
             self._close_unused_core()
+
+
+class _PoolView:
+    """ProcessPoolExecutor.with_options(): the same pool, another time limit."""
+
+    __slots__ = ("_executor", "_limit", "__weakref__")
+
+    def __init__(self, executor, limit):
+        self._executor = executor
+        self._limit = limit
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self._executor._core.submit_limited(fn, args, kwargs, self._limit)
+    submit.__doc__ = _stdlib_base.Executor.submit.__doc__
+
+    if HAS_BUFFERSIZE:
+        def map(self, fn, *iterables, timeout=None, chunksize=1, buffersize=None):
+            return self._executor._map(fn, iterables, timeout, chunksize, buffersize, self)
+    else:
+        def map(self, fn, *iterables, timeout=None, chunksize=1):
+            return self._executor._map(fn, iterables, timeout, chunksize, None, self)
+    map.__doc__ = _stdlib_process.ProcessPoolExecutor.map.__doc__
+
+    def with_options(self, *, timeout):
+        return _PoolView(self._executor, _check_time_limit("timeout", timeout))
+
+    def __repr__(self):
+        return f"<{type(self._executor).__name__} view: time limit {self._limit or None}>"
 
 
 if not _shm_platform.SUPPORTED:     # pragma: no cover - Windows

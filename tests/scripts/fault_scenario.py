@@ -40,6 +40,7 @@ from resources import KINDS, Snapshot, children  # noqa: E402
 BOUND = 30.0            # seconds any one blocking step may take
 MAX_HUNG_REPETITIONS = 3
 SPAWN_SHARE = 0.2       # repetitions that start process workers with 'spawn'
+FORKSERVER_SHARE = 0.1  # ... and with 'forkserver'
 BIG = 300 * 1024        # results this large travel out of band (shared memory)
 
 
@@ -90,6 +91,33 @@ def record_pid(path, i, delay):
     return i
 
 
+def marked(directory, i, delay=0.0, gate=None):
+    """A call that leaves ``directory/i`` behind when it starts; a second
+    start of the same call fails (FileExistsError): a call run twice.  Then
+    it sleeps ``delay`` or, with ``gate``, until that file exists."""
+    open(os.path.join(directory, str(i)), "x").close()
+    if gate is not None:
+        deadline = time.monotonic() + BOUND
+        while not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.002)
+    elif delay:
+        time.sleep(delay)
+    return i
+
+
+def marked_exit(directory, i, how, delay):
+    open(os.path.join(directory, str(i)), "x").close()
+    time.sleep(delay)
+    if how == "os_exit":
+        os._exit(7)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def started(directory):
+    """The calls that started (their marks)."""
+    return {int(name) for name in os.listdir(directory) if name.isdigit()}
+
+
 class ChildExit(BaseException):
     """Ends a child forked by a scenario with a normal interpreter exit."""
 
@@ -108,6 +136,7 @@ class Repetition:
         self.lost = 0
         self.unexpected = []
         self.helpers = set()        # our own bounded-step threads
+        self.cleanups = []          # run after the repetition
 
     def hang(self, what):
         self.hangs.append(what)
@@ -171,7 +200,9 @@ class Repetition:
 
     def process_pool(self, max_workers=None, **kwargs):
         import multiprocessing
-        method = "spawn" if self.rng.random() < SPAWN_SHARE else "fork"
+        draw = self.rng.random()
+        method = ("spawn" if draw < SPAWN_SHARE else
+                  "forkserver" if draw < SPAWN_SHARE + FORKSERVER_SHARE else "fork")
         if max_workers is None:
             max_workers = self.rng.randint(1, 3)
         return self.cf.ProcessPoolExecutor(
@@ -448,6 +479,172 @@ def _fork_child(cf, pool, exit_how):
     raise ChildExit(code)
 
 
+# -- fastfutures' own controls: time limits, cancel_running, on_worker_death ----
+
+def _marks(rep):
+    directory = tempfile.mkdtemp(prefix="ff-fault-")
+    rep.cleanups.append(lambda: __import__("shutil").rmtree(directory, ignore_errors=True))
+    return directory
+
+
+def _check_ran_once(rep, directory, futures, cancelled_means_not_run=True):
+    """Every call that returned ran; a call whose cancel() succeeded before
+    it started never did (marks); none started twice (its future says so)."""
+    ran = started(directory)
+    for i, future in enumerate(futures):
+        if not future.done():
+            continue
+        if future.cancelled():
+            continue
+        exc = future.exception(timeout=0)
+        if exc is None and i not in ran:
+            rep.unexpected.append(f"call {i} returned without running")
+        if isinstance(exc, FileExistsError):
+            rep.unexpected.append(f"call {i} ran twice")
+
+
+def sc_process_overrunning_calls(cf, rep):
+    """Calls that run past their limit (the pool's task_timeout or a
+    with_options() view's): only they fail, with TaskTimeout; their worker is
+    replaced; the calls queued behind them run, once."""
+    rng = rep.rng
+    directory = _marks(rep)
+    limit = rng.uniform(0.05, 0.3)
+    pooled = rng.random() < 0.5
+    pool = rep.process_pool(task_timeout=limit if pooled else None)
+    submitter = pool if pooled else pool.with_options(timeout=limit)
+    kinds = [rng.choice(("quick", "quick", "quick", "overrun")) for _ in range(rng.randint(3, 25))]
+    futures = []
+    for i, kind in enumerate(kinds):
+        if kind == "overrun":
+            futures.append(submitter.submit(marked, directory, i, 10 * BOUND))
+        else:
+            futures.append(submitter.submit(marked, directory, i))
+        if rng.random() < 0.1:
+            time.sleep(rng.uniform(0, limit))
+    rep.settle(futures)
+    timeout = cf.process.TaskTimeout
+    for i, (kind, future) in enumerate(zip(kinds, futures)):
+        if kind == "overrun":
+            rep.check(future, f"overrunning call {i}", errors=timeout)
+        else:
+            # A loaded machine can make a quick call overrun a short limit.
+            rep.check(future, f"call {i}", results=[i], errors=timeout)
+    _check_ran_once(rep, directory, futures)
+    after = pool.submit(task, -1)
+    rep.settle([after])
+    rep.check(after, "call after", results=[-1])
+    rep.shutdown(pool, wait=True)
+
+
+def sc_process_kill_on_cancel(cf, rep):
+    """cancel_running=True: cancelling running calls kills their workers
+    (replaced); cancelled calls end cancelled, the others run, once."""
+    rng = rep.rng
+    directory = _marks(rep)
+    gate = os.path.join(directory, "gate")
+    pool = rep.process_pool(cancel_running=True)
+    futures = [pool.submit(marked, directory, i, gate=gate if rng.random() < 0.5 else None)
+               for i in range(rng.randint(2, 20))]
+    time.sleep(rng.uniform(0, 0.05))
+    results = {}
+    for i in rng.sample(range(len(futures)), rng.randint(1, len(futures))):
+        results[i] = futures[i].cancel()
+        if rng.random() < 0.2:
+            time.sleep(rng.uniform(0, 0.01))
+    open(gate, "w").close()
+    rep.settle(futures)
+    for i, future in enumerate(futures):
+        if results.get(i):
+            if not future.cancelled():
+                rep.unexpected.append(f"call {i}: cancel() returned True, not cancelled")
+        else:
+            rep.check(future, f"call {i}", results=[i], cancelled=i in results)
+    _check_ran_once(rep, directory, futures)
+    after = pool.submit(task, -1)
+    rep.settle([after])
+    rep.check(after, "call after", results=[-1])
+    rep.shutdown(pool, wait=True)
+
+
+def sc_process_worker_death_replaced(cf, rep):
+    """on_worker_death="replace": a worker that dies (os._exit, SIGKILL from
+    inside or outside) fails only the call it was running, with WorkerDied;
+    the calls it had not started run on other workers, once."""
+    rng = rep.rng
+    directory = _marks(rep)
+    pool = rep.process_pool(on_worker_death="replace")
+    kinds = [rng.choice(("call",) * 6 + ("os_exit", "sigkill")) for _ in range(rng.randint(3, 25))]
+    futures = []
+    for i, kind in enumerate(kinds):
+        if kind == "call":
+            futures.append(pool.submit(marked, directory, i, rng.choice((0.0, 0.0, 0.002))))
+        else:
+            futures.append(pool.submit(marked_exit, directory, i, kind, rng.uniform(0, 0.01)))
+    outside = rng.random() < 0.3
+    if outside:
+        time.sleep(rng.uniform(0, 0.03))
+        # A worker that dies before it has started up breaks the pool, as a
+        # failing initializer does: kill one that is up.
+        pids = [w.process.pid for w in list(pool._core.workers) if w.ready]
+        if pids:
+            try:
+                os.kill(rng.choice(pids), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    rep.settle(futures)
+    died = cf.process.WorkerDied
+    for i, (kind, future) in enumerate(zip(kinds, futures)):
+        if kind == "call":
+            rep.check(future, f"call {i}", results=[i], errors=died if outside else ())
+        else:
+            rep.check(future, f"dying call {i}", errors=died)
+    _check_ran_once(rep, directory, futures)
+    after = pool.submit(task, -1)
+    rep.settle([after])
+    rep.check(after, "call after", results=[-1])
+    rep.shutdown(pool, wait=True)
+
+
+def sc_process_cancel_races_claim(cf, rep):
+    """cancel() (from this thread and another) and shutdown(cancel_futures=
+    True) race the workers claiming calls: cancel() returns True exactly for
+    the calls that never run; every other call runs once."""
+    rng = rep.rng
+    directory = _marks(rep)
+    pool = rep.process_pool()
+    futures = []
+    outcome = {}
+    n = rng.randint(5, 60)
+
+    def cancel_some(indices):
+        for i in indices:
+            outcome[i] = futures[i].cancel()
+
+    for i in range(n):
+        futures.append(pool.submit(marked, directory, i, rng.choice((0.0, 0.0, 0.001))))
+    half = list(range(n))
+    rng.shuffle(half)
+    other = threading.Thread(target=cancel_some, args=(half[: n // 3],))
+    other.start()
+    cancel_some(half[n // 3: 2 * n // 3])
+    other.join()
+    if rng.random() < 0.3:
+        rep.shutdown(pool, wait=True, cancel_futures=True)
+    rep.settle(futures)
+    ran = started(directory)
+    for i, future in enumerate(futures):
+        if outcome.get(i) or future.cancelled():
+            if not future.cancelled():
+                rep.unexpected.append(f"call {i}: cancel() returned True, not cancelled")
+            if i in ran:
+                rep.unexpected.append(f"call {i}: cancelled, but it ran")
+        else:
+            rep.check(future, f"call {i}", results=[i])
+    _check_ran_once(rep, directory, futures)
+    rep.shutdown(pool, wait=True)
+
+
 SCENARIOS = {name[3:].replace("_", ".", 1): fn for name, fn in globals().items()
              if name.startswith("sc_")}
 
@@ -476,8 +673,9 @@ def main():
         f"unraisable {args.exc_type.__name__}: {args.exc_value} in {args.object!r}")
     if scenario.startswith("process"):
         # 'spawn' starts multiprocessing's resource tracker once, for good.
-        from multiprocessing import resource_tracker
+        from multiprocessing import forkserver, resource_tracker
         resource_tracker.ensure_running()
+        forkserver.ensure_running()
 
     totals = {"module": module_name, "scenario": scenario, "seed": seed,
               "repetitions": 0, "hangs": 0, "lost": 0, "unexpected": 0,
@@ -495,6 +693,9 @@ def main():
             raise
         except Exception:
             rep.unexpected.append(traceback.format_exc(limit=-3))
+        finally:
+            for cleanup in rep.cleanups:
+                cleanup()
         left = before.leftovers(ignore_threads=rep.helpers)
         rep.unexpected += escaped
         totals["repetitions"] += 1
