@@ -483,9 +483,10 @@ class DaskExecutor(Executor):
                 before the given timeout.
             Exception: If fn(*args) raises for any values.
         """
-        buffersize = take_buffersize(buffering)
+        # The stdlib's order of checks: chunksize first.
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
+        buffersize = take_buffersize(buffering)
         if len(iterables) == 1:
             items, star = iter(iterables[0]), False
         else:
