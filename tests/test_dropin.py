@@ -227,15 +227,15 @@ def _wait_for_file(path):
     return 0
 
 
-# Before 3.12 the stdlib fails every future with one shared exception.
-own_exception_differs = (pytest.mark.stdlib_differs if sys.version_info < (3, 12)
+# Before 3.14 the stdlib fails every future with one shared exception.
+own_exception_differs = (pytest.mark.stdlib_differs if sys.version_info < (3, 14)
                          else (lambda test: test))
 
 
 @own_exception_differs
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_broken_process_pool_fails_each_future_with_its_own_exception(cf, method):
-    # gh-101267 (CPython's test_broken_process_pool_traceback, 3.12+): a
+    # gh-101267 (CPython's test_broken_process_pool_traceback, 3.14): a
     # shared exception would gather one traceback frame per result() call.
     ctx = multiprocessing.get_context(method)
     with cf.ProcessPoolExecutor(1, mp_context=ctx) as ex:
