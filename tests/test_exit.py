@@ -218,6 +218,8 @@ def test_sigint_to_process_group():
             sorted(["waiting", "KeyboardInterrupt in the main thread", failure])
             for failure in ("blocked task: KeyboardInterrupt",
                             "blocked task: BrokenProcessPool")], outcome
-        # The main thread's traceback and the idle worker's.
-        assert outcome.stderr_shape.count("KeyboardInterrupt") >= 2, outcome
-        assert any(line.startswith("Process ") for line in outcome.stderr_shape), outcome
+        # The main thread's traceback and the idle worker's.  Counted in the
+        # raw text: two processes write to the same stderr at the same
+        # moment, and their lines can interleave mid-line.
+        assert outcome.stderr.count("KeyboardInterrupt") >= 2, outcome
+        assert "Process " in outcome.stderr, outcome
