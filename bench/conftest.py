@@ -1,4 +1,4 @@
-"""pytest-benchmark over the workloads of ``fastfutures._workloads``.
+"""pytest-benchmark over the workloads of ``fastfutures.bench.workloads``.
 
 Run: ``python -m pytest bench/ --benchmark-group-by=group`` (add
 ``--bench-quick`` for the smoke sizes of ``python -m fastfutures --quick``).
@@ -15,10 +15,10 @@ bench/ is outside the default test run (pyproject: testpaths = ["tests"]).
 """
 import pytest
 
-from fastfutures import _report, _workloads
-from fastfutures._workloads import IMPLEMENTATIONS
+from fastfutures.bench import report, workloads
+from fastfutures.bench.workloads import IMPLEMENTATIONS
 
-# workload id -> the result record _report.table() reads
+# workload id -> the result record report.table() reads
 _RESULTS = {}
 
 
@@ -34,10 +34,10 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
-    env = _report.environment()
+    env = report.environment()
     missing = [impl.name for impl in IMPLEMENTATIONS if not impl.available()]
-    return [_report.header(env, repeat=1, quick=config.getoption("bench_quick"),
-                           stat="best").splitlines()[1],
+    return [report.header(env, repeat=1, quick=config.getoption("bench_quick"),
+                          stat="best").splitlines()[1],
             "not installed (column left out): %s" % (", ".join(missing) or "none")]
 
 
@@ -48,7 +48,7 @@ def pytest_generate_tests(metafunc):
     params = [
         pytest.param(workload, impl, id="%s-%s" % (workload.name, impl.name),
                      marks=pytest.mark.benchmark(group=workload.id))
-        for workload in _workloads.select(marker.args)
+        for workload in workloads.select(marker.args)
         for impl in IMPLEMENTATIONS
         if impl.runs(workload) and impl.available()
     ]
@@ -77,10 +77,10 @@ def run_timed(benchmark, workload, impl, size, record):
         ops = workload.impl_size(impl, size)
         with workload.prepare(impl, ops) as run:
             benchmark.extra_info.update(ops=ops, unit=workload.unit)
-            benchmark.pedantic(run, setup=_workloads.settle, rounds=workload.rounds,
+            benchmark.pedantic(run, setup=workloads.settle, rounds=workload.rounds,
                                warmup_rounds=1, iterations=1)
         if benchmark.stats is not None:         # None under --benchmark-disable
-            record(impl, [_workloads.Measurement(seconds, ops)
+            record(impl, [workloads.Measurement(seconds, ops)
                           for seconds in benchmark.stats.stats.data])
     return run_timed
 
@@ -89,10 +89,10 @@ def run_timed(benchmark, workload, impl, size, record):
 def pytest_terminal_summary(terminalreporter):
     if not _RESULTS:
         return
-    order = {workload.id: i for i, workload in enumerate(_workloads.WORKLOADS)}
+    order = {workload.id: i for i, workload in enumerate(workloads.WORKLOADS)}
     results = sorted(_RESULTS.values(), key=lambda r: order[r["workload"].id])
     names = {name for result in results for name in result["samples"]}
     impls = [impl for impl in IMPLEMENTATIONS if impl.name in names]
-    terminalreporter.write_sep("-", "per operation, best round (fastfutures._report)")
-    for line in _report.table(results, impls, "best").splitlines():
+    terminalreporter.write_sep("-", "per operation, best round (fastfutures.bench.report)")
+    for line in report.table(results, impls, "best").splitlines():
         terminalreporter.write_line(line)

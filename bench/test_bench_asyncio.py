@@ -1,4 +1,4 @@
-"""asyncio offload (fastfutures._workloads, group "asyncio"): sequential
+"""asyncio offload (fastfutures.bench.workloads, group "asyncio"): sequential
 to_thread, gather of run_in_executor, a server-like mix; stdlib vs
 fastfutures.asyncio, with anyio and uvloop columns when installed."""
 import pytest

@@ -1,4 +1,4 @@
-"""dask.distributed workloads (fastfutures._workloads, group "distributed"),
+"""dask.distributed workloads (fastfutures.bench.workloads, group "distributed"),
 only where dask is installed: fastfutures' DaskExecutor vs dask's own
 executor (client.get_executor(), the baseline) vs client.map/client.submit,
 on one LocalCluster of 2 single-threaded worker processes: map() of short

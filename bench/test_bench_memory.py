@@ -1,4 +1,4 @@
-"""Memory metrics (fastfutures._workloads, group "memory"): traced bytes per
+"""Memory metrics (fastfutures.bench.workloads, group "memory"): traced bytes per
 pending Future and per submitted-but-not-run task.
 
 Reported, not asserted: the numbers appear in the table at the end of the

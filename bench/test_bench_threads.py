@@ -1,4 +1,4 @@
-"""Thread workloads (fastfutures._workloads, group "thread"), stdlib vs fastfutures:
+"""Thread workloads (fastfutures.bench.workloads, group "thread"), stdlib vs fastfutures:
 Future cycle, no-op submits + wait(), map(), as_completed(), round trip."""
 import pytest
 

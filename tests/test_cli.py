@@ -44,8 +44,8 @@ def test_quick_process_workload():
 def test_table_takes_ratios_against_each_workloads_baseline():
     # The distributed group compares with dask's executor, not the stdlib;
     # columns of implementations that ran nothing are left out.
-    from fastfutures import _report, _workloads
-    from fastfutures._workloads import Measurement, Timed
+    from fastfutures.bench import report, workloads
+    from fastfutures.bench.workloads import Measurement, Timed
 
     def result(workload, seconds):
         return {"workload": workload, "size": 10, "errors": {},
@@ -53,15 +53,15 @@ def test_table_takes_ratios_against_each_workloads_baseline():
     thread = Timed("thread", "x", "", None, unit="op", size=10, quick_size=10, target=2)
     dask = Timed("distributed", "y", "", None, unit="item", size=10, quick_size=10, target=20,
                  baseline="dask.executor")
-    impls = [_workloads.implementation(name) for name in
+    impls = [workloads.implementation(name) for name in
              ("stdlib", "fastfutures", "loky", "dask.executor", "dask.client")]
-    text = _report.table([result(dask, {"fastfutures": 1.0, "dask.executor": 40.0,
-                                        "dask.client": 10.0})], impls, "best")
+    text = report.table([result(dask, {"fastfutures": 1.0, "dask.executor": 40.0,
+                                       "dask.client": 10.0})], impls, "best")
     head, _, _, row = text.splitlines()
     assert "stdlib" not in head and "loky" not in head
     assert "vs dask.executor" in text
     assert "40.0" in row and "4.00" in row        # fastfutures 40x, dask.client 4x
-    text = _report.table([result(thread, {"stdlib": 3.0, "fastfutures": 1.0}),
-                          result(dask, {"fastfutures": 1.0, "dask.executor": 40.0})],
-                         impls, "best")
+    text = report.table([result(thread, {"stdlib": 3.0, "fastfutures": 1.0}),
+                         result(dask, {"fastfutures": 1.0, "dask.executor": 40.0})],
+                        impls, "best")
     assert "vs baseline" in text and "3.00" in text and "40.0" in text

@@ -1,7 +1,8 @@
-"""``python -m fastfutures``: compare with concurrent.futures on this machine (see _report.py)."""
+"""``python -m fastfutures``: compare with concurrent.futures on this machine
+(the report is fastfutures/bench/report.py)."""
 import sys
 
-from ._report import main
+from .bench.report import main
 
 # The guard matters: process pools that spawn their workers re-import the
 # main module, and must not start a report of their own.

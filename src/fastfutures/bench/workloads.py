@@ -16,8 +16,9 @@ Two registries:
   A ``Memory`` metric counts traced bytes instead of seconds.  A new workload
   is its function plus one entry.
 
-The report (_report.py) and the pytest-benchmark files (bench/) both read
-these registries, so the two can never measure different things.
+The report (report.py) and the pytest-benchmark files (the repository's
+bench/) both read these registries, so the two can never measure different
+things.
 """
 import asyncio
 import collections

@@ -1,9 +1,10 @@
 """``python -m fastfutures``: the stdlib and fastfutures side by side, on this machine.
 
-Runs the workloads of _workloads.py (the same ones bench/ runs) for every
-available implementation in one process, interleaved -- stdlib, fastfutures,
-stdlib, fastfutures, ... -- so that a slow phase of a shared machine hits
-both columns alike, and reports the best (or median) run of each.
+Runs the workloads of workloads.py (the same ones the repository's bench/
+runs) for every available implementation in one process, interleaved --
+stdlib, fastfutures, stdlib, fastfutures, ... -- so that a slow phase of a
+shared machine hits both columns alike, and reports the best (or median)
+run of each.
 """
 import argparse
 import contextlib
@@ -16,8 +17,8 @@ import statistics
 import sys
 import traceback
 
-from . import _workloads
-from ._workloads import IMPLEMENTATIONS, STDLIB
+from . import workloads
+from .workloads import IMPLEMENTATIONS, STDLIB
 
 DEFAULT_REPEAT = 3
 DEFAULT_TIMEOUT = 120       # seconds for one measurement; a few at most when healthy
@@ -73,7 +74,7 @@ class Progress:
             self.stream.flush()
 
 
-def run(workloads, impls, *, repeat, quick, timeout=None, progress=None):
+def run(selected, impls, *, repeat, quick, timeout=None, progress=None):
     """Measure every (workload, implementation) pair ``repeat`` times,
     interleaving implementations within each repetition.  A measurement
     that takes over ``timeout`` seconds dumps all stacks and exits.
@@ -82,7 +83,7 @@ def run(workloads, impls, *, repeat, quick, timeout=None, progress=None):
     the list of Measurements (or the error that stopped it).
     """
     plan = []
-    for workload in workloads:
+    for workload in selected:
         runs_it = [impl for impl in impls if impl.runs(workload)]
         if runs_it:
             # Traced byte counts do not vary from run to run: measure once.
@@ -342,7 +343,7 @@ def parse_args(argv):
                         help="print machine-readable results instead of the table")
     parser.add_argument("--only", action="append", metavar="WHAT",
                         help="workloads to run: a group (%s), an id (thread.map) or a name"
-                             " (map); comma-separated or repeated" % ", ".join(_workloads.GROUPS))
+                             " (map); comma-separated or repeated" % ", ".join(workloads.GROUPS))
     parser.add_argument("--impl", action="append", metavar="NAME",
                         help="implementations to compare (%s); default: every importable one"
                              % ", ".join(i.name for i in IMPLEMENTATIONS))
@@ -361,16 +362,16 @@ def parse_args(argv):
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     try:
-        args.workloads = _workloads.select(_split(args.only))
+        args.workloads = workloads.select(_split(args.only))
         names = _split(args.impl)
-        args.impls = [_workloads.implementation(n) for n in names] if names else None
+        args.impls = [workloads.implementation(n) for n in names] if names else None
     except KeyError as exc:
         parser.error(exc.args[0])
     return args
 
 
 def list_workloads(stream=sys.stdout):
-    for workload in _workloads.WORKLOADS:
+    for workload in workloads.WORKLOADS:
         print("%-38s %8d /%6d %-7s %s" % (workload.id, workload.size, workload.quick_size,
                                          workload.unit, workload.description), file=stream)
     for impl in IMPLEMENTATIONS:
