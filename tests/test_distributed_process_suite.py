@@ -36,6 +36,8 @@ NOT_ON_DASK = {
         _PROCESSES + "fastfutures' worker rings, per start method",
     "test_shutdown_cancel_futures_cancels_calls_in_rings":
         _PROCESSES + "fastfutures' worker rings",
+    "test_shutdown_cancel_futures_spares_each_starting_workers_first_call":
+        _PROCESSES + "fastfutures' worker rings, initializer",
     "test_constructor_validation": _PROCESSES + "mp_context, max_tasks_per_child, cpu count",
     "test_initializer": _PROCESSES + "initializer",
     "test_failing_initializer_breaks_pool": _PROCESSES + "initializer",

@@ -402,6 +402,30 @@ def test_shutdown_cancel_futures_cancels_queued_calls(impl, method):
     for f in others:
         assert f.done()
         assert f.exception() is None
+    if impl != "dask":      # DaskExecutor (test_distributed_process_suite) may cancel all
+        assert others       # the stdlib runs the calls in its call queue
+
+
+@pytest.mark.stdlib_differs(reason="the stdlib cannot cancel the calls in its call queue")
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_shutdown_cancel_futures_spares_each_starting_workers_first_call(ff, method, tmp_path):
+    """Workers held in their initializer: shutdown(cancel_futures=True)
+    cancels every call but the first of each worker (it runs, as the calls
+    in the stdlib's call queue do); cancel() still works for that one."""
+    gate = str(tmp_path / "gate")
+    pool = ff.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context(method),
+                                  initializer=wait_for_file, initargs=(gate,))
+    fs = [pool.submit(touch, str(tmp_path), i) for i in range(10)]
+    assert not any(f.running() for f in fs)
+    assert fs[0].cancel()
+    pool.shutdown(wait=False, cancel_futures=True)
+    assert wait_until(lambda: sum(f.cancelled() for f in fs) == 8)
+    open(gate, "w").close()
+    pool.shutdown(wait=True)
+    ran = [i for i, f in enumerate(fs) if not f.cancelled()]
+    assert ran == [1, 2]
+    assert [fs[i].result(timeout=0) for i in ran] == ran
+    assert sorted(os.listdir(tmp_path)) == ["1", "2", "gate"]
 
 
 @pytest.mark.stdlib_differs(reason="the stdlib cannot cancel the calls in its call queue")

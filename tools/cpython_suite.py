@@ -58,13 +58,7 @@ SET_ASIDE = {
 }
 
 # Public tests fastfutures fails today, with the issue that covers them.
-KNOWN_FAILURES = {
-    "test_shutdown.ProcessPool*ShutdownTest.test_cancel_futures":
-        "issue 10: fastfutures cancels every call no worker has started; right after "
-        "the submits (workers still starting) that can be all 50, and the test wants "
-        "one to have run (the stdlib runs the few in its call queue). Fails with "
-        "spawn, often with forkserver, now and then with fork",
-}
+KNOWN_FAILURES = {}
 
 PREFIX = "test.test_concurrent_futures."
 

@@ -52,20 +52,14 @@ stdlib pool.
 import itertools
 import multiprocessing as mp
 import os
-import select
-import signal
-import sys
-import time
 import threading
 import weakref
-from collections import deque
 from concurrent.futures import _base as _stdlib_base
 from concurrent.futures import process as _stdlib_process
-from concurrent.futures.process import (BrokenProcessPool, _RemoteTraceback,
+from concurrent.futures.process import (BrokenProcessPool,
                                         _chain_from_iterable_of_lists, _process_chunk)
 from itertools import islice
 from functools import partial
-from traceback import format_exception
 
 from . import _shm_platform
 from ._base import HAS_BUFFERSIZE, Executor, check_buffersize, map_results
@@ -74,40 +68,7 @@ from ._future import results_in_order
 __all__ = ["ProcessPoolExecutor", "BrokenProcessPool", "TaskTimeout", "WorkerDied"]
 
 
-class TaskTimeout(_stdlib_base.TimeoutError):
-    """A call ran past its time limit (``task_timeout=`` or
-    ``with_options(timeout=...)``): its worker was killed and replaced."""
-
-    def __init__(self, message, limit=None):
-        super().__init__(message)
-        self.limit = limit
-
-
-class WorkerDied(BrokenProcessPool):
-    """The worker running this call died (a signal, ``os._exit()``, the OOM
-    killer, or killed by the pool while it ran another call).  Raised with
-    ``on_worker_death="replace"``; the pool stays usable."""
-
-    def __init__(self, message, pid=None, exitcode=None):
-        super().__init__(message)
-        self.pid = pid
-        self.exitcode = exitcode      # negative: -signal number
-
-    @property
-    def signal(self):
-        """The signal number that killed the worker, or None."""
-        return -self.exitcode if self.exitcode is not None and self.exitcode < 0 else None
-
-
-def _death_message(pid, exitcode):
-    if exitcode is not None and exitcode < 0:
-        try:
-            how = f"killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            how = f"killed by signal {-exitcode}"
-    else:
-        how = f"exit code {exitcode}"
-    return f"The worker process (pid {pid}) running this call died ({how})"
+from ._process_errors import TaskTimeout, WorkerDied  # noqa: E402 (public here)
 
 
 def _check_time_limit(name, value):
@@ -120,37 +81,17 @@ def _check_time_limit(name, value):
     return float(value)
 
 
-# A worker killed for a time limit or cancel_running gets SIGTERM, then
-# SIGKILL if it is still there after this long (seconds).
-KILL_GRACE_SECONDS = 0.25
-
 if not _shm_platform.SUPPORTED:     # pragma: no cover - Windows
     from concurrent.futures.process import ProcessPoolExecutor  # noqa: F401,F811
+    KILL_GRACE_SECONDS = 0.25
 else:
     from . import _transport as transport
     from . import _process_core
+    from ._process_core import KILL_GRACE_SECONDS  # noqa: F401 (documented)
     from ._process_worker import worker_main
-
-_BROKEN_MESSAGE = ('A child process terminated abruptly, the process pool '
-                   'is not usable anymore')
-_FUTURE_BROKEN_MESSAGE = ('A process in the process pool was terminated '
-                          'abruptly while the future was running or pending.')
-
-# gh-152967 (in the stdlib of Debian's 3.14.10): the executor was dropped
-# while its last worker retired (max_tasks_per_child) with work queued; the
-# stdlib cannot start a replacement then, and fails the queued work.
-_STRANDED_WORK_FAILS = hasattr(_stdlib_process._ExecutorManagerThread, "_replace_dead_worker")
-_STRANDED_MESSAGE = ("The ProcessPoolExecutor was garbage collected with "
-                     "work pending after its last worker process exited "
-                     "upon reaching max_tasks_per_child; the pending work "
-                     "can never be run.")
-
-_INHERITED_MESSAGE = ('The process pool was started by the parent of this process '
-                      '(os.fork()): it is not usable here')
 
 # Result threads, joined at interpreter exit (before atexit handlers).
 _result_threads = weakref.WeakSet()
-_global_shutdown = False
 # Pools that a child created by os.fork() inherits.
 _live_cores = weakref.WeakSet()
 
@@ -165,11 +106,9 @@ if hasattr(os, "register_at_fork"):
 
 
 def _python_exit():
-    global _global_shutdown
     # Submits are refused before any result thread can see the flag and
     # stop its workers (a call placed after that would never run).
     _process_core.set_global_shutdown()
-    _global_shutdown = True
     threads = list(_result_threads)
     for thread in threads:
         core = thread.core
@@ -195,8 +134,9 @@ def _default_max_workers():
 
 
 class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
-    """State shared by the executor and its result thread (the compiled
-    part: _process_core.PoolCore), plus starting and replacing workers.
+    """The pool (_process_core.PoolCore: its state, workers, queue and result
+    loop), plus what is done in Python: spawning a worker process, starting
+    the result thread, the wake-up pipe.
 
     The result thread references this, never the executor (it holds only a
     weak reference to it), so dropping the executor lets the pool wind down.
@@ -204,20 +144,11 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
 
     def __init__(self, executor, mp_context, initializer, initargs, max_workers,
                  max_tasks_per_child, zero_copy, task_timeout, cancel_running, replace_dead):
-        # Reentrant: dispatch() takes it, also when called with it held
-        # (start(), _worker_exited()).
-        self.lock = threading.RLock()
-        self.queue = deque()            # Call not yet handed to a worker
+        super().__init__(max_workers, max_tasks_per_child,
+                         mp_context.get_start_method(allow_none=False) != "fork",
+                         zero_copy, task_timeout, cancel_running, replace_dead)
         self.mp_context = mp_context
-        self.initializer = initializer
-        self.initargs = initargs
-        self.max_workers = max_workers
-        self.max_tasks_per_child = max_tasks_per_child
-        self.zero_copy = zero_copy
-        self.task_timeout = task_timeout
-        self.cancel_running = cancel_running
-        self.replace_dead = replace_dead     # on_worker_death="replace"
-        self.dynamic_spawning = mp_context.get_start_method(allow_none=False) != "fork"
+        self.worker_args = (initializer, initargs, max_tasks_per_child)
         self.executor_ref = weakref.ref(executor)
         self.result_thread = None
         self.wake_read, self.wake_write = _shm_platform.wake_pipe()
@@ -228,33 +159,23 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
         self.wake_lock = threading.RLock()
         _live_cores.add(self)
 
-    def after_fork_in_child(self):
-        """This process is a child forked from the pool's owner.  A pool
-        never started becomes the child's own (with a wake-up pipe of its
-        own); a started one belongs to the parent (its workers, rings and
-        result thread): the child's copy refuses work and never touches the
-        parent's workers.  Its futures are the parent's and are left as
-        they are."""
-        # Locks held by the parent's other threads stay held in the child.
-        self.lock = threading.RLock()
-        self.wake_lock = threading.RLock()
-        executor = self.executor_ref()
-        if executor is not None:
-            executor._shutdown_lock = threading.Lock()
-        if self.result_thread is None and not self.workers:
-            if not self.wake_closed:
-                os.close(self.wake_read)
-                os.close(self.wake_write)
-                self.wake_read, self.wake_write = _shm_platform.wake_pipe()
-                self.set_wake_fds(self.wake_read, self.wake_write)
-            return
-        self.mark_broken(_INHERITED_MESSAGE)
-        if executor is not None:
-            executor._broken = _INHERITED_MESSAGE
-            executor._shutdown_thread = True
-        self.workers.clear()
-        self.take_all_futures()     # their cancel() must not touch the parent's claims
-        self.close_wake_pipe()      # the parent's pipe: never wake its thread
+    def spawn_worker(self):
+        channel = transport.ParentChannel()
+        try:
+            process = self.mp_context.Process(target=worker_main,
+                                              args=(channel.spec, *self.worker_args))
+            process.start()
+        except BaseException:
+            channel.close()
+            raise
+        channel.worker_started()
+        self.add_worker(process, channel)
+
+    def start_result_thread(self):
+        thread = _ResultThread(self, self.executor_ref())
+        thread.start()
+        self.result_thread = thread
+        _result_threads.add(thread)
 
     def wake(self):
         with self.wake_lock:
@@ -271,302 +192,43 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
                 os.close(self.wake_read)
                 os.close(self.wake_write)
 
-    # -- workers (lock held) ----------------------------------------------
-
-    def spawn_worker(self):
-        channel = transport.ParentChannel()
-        try:
-            process = self.mp_context.Process(
-                target=worker_main,
-                args=(channel.spec, self.initializer, self.initargs,
-                      self.max_tasks_per_child))
-            process.start()
-        except BaseException:
-            channel.close()
-            raise
-        channel.worker_started()
-        self.workers.append(_process_core.Link(process, channel, self.max_tasks_per_child,
-                                               self.cancel_running, self.wake_write))
-        self.workers_changed = True
-
-    def take_workers(self):
-        """Remove every worker from the pool and return them."""
-        workers = list(self.workers)
-        self.workers.clear()
-        self.workers_changed = True
-        return workers
-
-    def has_idle_worker(self):
-        return any(w.in_flight == 0 and w.serving for w in self.workers)
-
-    def start(self, call):
-        """submit()'s slow path: the first call starts the result thread (and,
-        with 'fork', every worker); with other start methods a worker is
-        added per call until there are max_workers."""
-        with self.lock:
-            self.check_open()
-            if self.result_thread is None:
-                if not self.dynamic_spawning:       # fork: all now, before our thread
-                    try:
-                        while len(self.workers) < self.max_workers:
-                            self.spawn_worker()
-                    except BaseException:
-                        _stop(self.take_workers())  # nobody else would
-                        raise
-                executor = self.executor_ref()
-                thread = _ResultThread(self, executor)
-                executor = None
-                thread.start()
-                self.result_thread = thread
-                _result_threads.add(thread)
-            # A worker that cannot be started fails this submit() before
-            # anything is queued (the call would wait for nobody).
-            if (self.dynamic_spawning and len(self.workers) < self.max_workers
-                    and not self.has_idle_worker()):
-                self.spawn_worker()
-            self.queue.append(call)
-            self.dispatch()
-            self.ready = len(self.workers) >= self.max_workers
-        if self.workers_changed:
-            self.wake()
-
-
-def _fail(future, error):
-    """Fail ``future`` unless it ended meanwhile (cancelled...)."""
-    try:
-        future.set_exception(error)
-    except _stdlib_base.InvalidStateError:
-        pass
-
-
-def _stop(workers):
-    """Terminate and join workers, close their channels."""
-    for worker in workers:
-        if worker.process.exitcode is None:
-            worker.process.terminate()
-    for worker in workers:
-        worker.process.join()
-        worker.channel.close()
+    def after_fork_in_child(self):
+        # Locks held by the parent's other threads stay held in the child.
+        self.wake_lock = threading.RLock()
+        executor = self.executor_ref()
+        if executor is not None:
+            executor._shutdown_lock = threading.Lock()
+        if self.forked():
+            self.close_wake_pipe()      # the parent's pipe: never wake its thread
+        elif not self.wake_closed:
+            os.close(self.wake_read)
+            os.close(self.wake_write)
+            self.wake_read, self.wake_write = _shm_platform.wake_pipe()
+            self.set_wake_fds(self.wake_read, self.wake_write)
 
 
 class _ResultThread(threading.Thread):
-    """Completes futures from the workers' replies and watches the workers."""
+    """Runs the pool's result loop (PoolCore.serve())."""
 
     def __init__(self, core, executor):
         super().__init__(name="fastfutures-process-results")
         self.core = core
-        self.dying = []         # Links being killed (time limit, cancel_running)
 
         def on_executor_collected(_, core=core):
+            core.executor_gone()
             core.wake()
         self.executor_ref = weakref.ref(executor, on_executor_collected)
 
     def run(self):
         core = self.core
         try:
-            self._loop()
-        except BaseException as exc:
-            self._break(format_exception(type(exc), exc, exc.__traceback__))
-            raise
+            core.serve()
         finally:
-            core.forget_fds()
             core.close_wake_pipe()
             # The core keeps this thread (shutdown() joins it): without this
             # reference the two form no cycle, and the pool (its initargs
             # included) is freed as soon as the executor is dropped.
             self.core = None
-
-    def _shutting_down(self):
-        core = self.core
-        return (core.winding_down or _global_shutdown
-                or self.executor_ref() is None)
-
-    def _loop(self):
-        core = self.core
-        while True:
-            core.drain()
-            if core.cause is not None:
-                self._break(core.cause)
-                return
-            if self._shutting_down():
-                if self._wind_down():
-                    return
-            timeout = -1
-            if core.any_limits or core.cancel_running or self.dying:
-                timeout = self._enforce_limits()
-            for worker in core.wait(timeout):
-                if not self._worker_exited(worker):
-                    return
-
-    # -- killing workers: time limits and cancel_running -------------------------
-
-    def _enforce_limits(self):
-        """Kill the workers whose call ran out of time or was cancelled while
-        running; SIGKILL those still there after the grace period.  Returns
-        the seconds until something is due (-1: nothing)."""
-        core = self.core
-        if core.cancel_running:
-            for worker in list(core.workers):
-                slots = worker.take_kill_requests()
-                if slots:
-                    self._kill(worker, cancelled_slots=slots)
-        timeout = -1
-        if core.any_limits:
-            late, timeout = core.overdue()
-            for call in late:
-                self._kill(call.link, timed_out=call)
-        now = time.monotonic()
-        for worker in self.dying:
-            if worker.kill_at and worker.process.exitcode is None:
-                left = worker.kill_at - now
-                if left <= 0:
-                    worker.process.kill()
-                    worker.kill_at = 0
-                elif timeout < 0 or left < timeout:
-                    timeout = left
-        return timeout
-
-    def _kill(self, worker, timed_out=None, cancelled_slots=()):
-        """Stop ``worker``: the calls it has not started go to other workers,
-        the timed-out call fails with TaskTimeout, the cancelled one ends
-        cancelled; a replacement starts once it is gone (_bury())."""
-        core = self.core
-        timeouts = []
-        with core.lock:
-            notify = []
-            if worker.start_dying(time.monotonic() + KILL_GRACE_SECONDS):
-                notify = core.take_back(worker)
-                self.dying.append(worker)
-                try:
-                    worker.process.terminate()
-                except (ProcessLookupError, ValueError):
-                    pass
-            if timed_out is not None:
-                timeouts = core.take_started(worker, {timed_out.slot})
-            if cancelled_slots:
-                notify += [call.future for call in core.take_started(worker, set(cancelled_slots))]
-            core.dispatch()
-        for call in timeouts:
-            name = getattr(call.fn, "__qualname__", None) or repr(call.fn)
-            _fail(call.future, TaskTimeout(
-                f"{name}() exceeded its time limit of {call.limit:g} s", call.limit))
-        _process_core.notify_cancelled(notify)
-
-    def _bury(self, worker):
-        """A worker that was killed, or died alone (on_worker_death="replace"),
-        is gone: its replies have been read.  The calls it had started fail
-        with WorkerDied, those it had not run elsewhere, a replacement
-        starts."""
-        core = self.core
-        worker.process.join()
-        pid, exitcode = worker.process.pid, worker.process.exitcode
-        with core.lock:
-            notify = core.take_back(worker)
-            started = core.take_started(worker)
-            core.workers.remove(worker)
-            core.workers_changed = True
-            worker.channel.close()
-            if worker in self.dying:
-                self.dying.remove(worker)
-            if core.queue or not self._shutting_down():
-                core.spawn_worker()
-            core.dispatch()
-        for call in started:
-            _fail(call.future, WorkerDied(_death_message(pid, exitcode), pid, exitcode))
-        _process_core.notify_cancelled(notify)
-        return True
-
-    def _worker_exited(self, worker):
-        """A worker's sentinel fired.  False when that broke the pool."""
-        core = self.core
-        core.drain_worker(worker)       # its last replies
-        if core.cause is not None:
-            self._break(core.cause)
-            return False
-        if worker.dying:
-            return self._bury(worker)
-        expected = worker.exit_expected
-        if not expected and core.replace_dead and worker.ready:
-            # Died alone after a successful start (an initializer failure
-            # still breaks the pool, as in the stdlib).
-            return self._bury(worker)
-        # A worker may only exit when told to, or after its last task
-        # (max_tasks_per_child), with every reply read.
-        if not expected:
-            self._break(None)
-            return False
-        worker.process.join()
-        with core.lock:
-            core.workers.remove(worker)
-            core.workers_changed = True
-            worker.channel.close()
-            stranded = (_STRANDED_WORK_FAILS and worker.retiring and not core.workers
-                        and bool(core.queue or core.tasks) and self.executor_ref() is None)
-            # Replaced while work is queued, also when shutting down: the
-            # queued calls still run (as the stdlib's do).
-            if not stranded and worker.retiring and (core.queue or not self._shutting_down()):
-                core.spawn_worker()
-            core.dispatch()
-        if stranded:
-            self._break(None, _STRANDED_MESSAGE)
-            return False
-        return True
-
-    def _wind_down(self):
-        """Shutting down: once no work is left, stop the workers.  True when
-        every worker is gone."""
-        core = self.core
-        cancelled = []
-        with core.lock:
-            core.abandon()
-            if core.take_cancel_request():
-                cancelled = core.unstarted_futures()
-        # Calls in the workers' rings too: those not claimed yet are skipped;
-        # running ones go on (also with cancel_running).
-        for future in cancelled:
-            future.cancel_if_not_started()
-        with core.lock:
-            if core.queue or core.tasks:
-                return False
-            for worker in core.workers:
-                worker.tell_to_leave()
-            if core.workers:
-                return False
-            return True
-
-    def _break(self, cause, message=_FUTURE_BROKEN_MESSAGE):
-        """The pool is broken: fail every future, stop every worker."""
-        core = self.core
-        executor = self.executor_ref()
-        with core.lock:
-            if not core.mark_broken(_BROKEN_MESSAGE):
-                return
-            if executor is not None:
-                executor._broken = _BROKEN_MESSAGE
-                executor._shutdown_thread = True
-            executor = None
-            futures = core.take_all_futures()
-            workers = core.take_workers()
-        cause_text = None if cause is None else f"\n'''\n{''.join(cause)}'''"
-        # Every future fails and every worker is stopped even if a
-        # done-callback raises (SystemExit...): that is raised after.
-        callback_error = None
-        for future in futures:
-            # An exception of its own for each future (gh-101267): a shared
-            # one would gather a traceback frame per result() call.
-            error = BrokenProcessPool(message)
-            if cause_text is not None:
-                error.__cause__ = _RemoteTraceback(cause_text)
-            try:
-                if not future.done():
-                    future.set_exception(error)
-            except _stdlib_base.InvalidStateError:
-                pass    # cancelled meanwhile
-            except BaseException as exc:
-                callback_error = callback_error or exc
-        _stop(workers)
-        if callback_error is not None:
-            raise callback_error
 
 
 class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
@@ -643,8 +305,6 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
                                  " supply a different mp_context.")
         self._max_tasks_per_child = max_tasks_per_child
 
-        self._shutdown_thread = False
-        self._broken = False
         self._shutdown_lock = threading.Lock()
         task_timeout = _check_time_limit("task_timeout", task_timeout)
         if on_worker_death not in ("break", "replace"):
@@ -657,10 +317,19 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
 
     @property
     def _processes(self):
-        core = self._core
-        if core is None:
-            return None
-        return {w.process.pid: w.process for w in list(core.workers)}
+        core = getattr(self, "_core", None)
+        return core.processes() if core is not None else None
+
+    # The stdlib's attributes, read from the pool's state (its only owner).
+    @property
+    def _broken(self):
+        core = getattr(self, "_core", None)
+        return core.broken if core is not None else False
+
+    @property
+    def _shutdown_thread(self):
+        core = getattr(self, "_core", None)
+        return core.winding_down if core is not None else False
 
     # -- submitting --------------------------------------------------------
 
@@ -729,10 +398,8 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
     def shutdown(self, wait=True, *, cancel_futures=False):
         core = self._core
         with self._shutdown_lock:
-            self._shutdown_thread = True
             if core is not None:
-                with core.lock:
-                    core.shut_down(cancel_futures)
+                core.shut_down(cancel_futures)
         if core is not None:
             thread = core.result_thread
             if thread is None:
@@ -749,7 +416,7 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
 
     def _force_shutdown(self, terminate):
         core = self._core
-        processes = [w.process for w in list(core.workers)] if core is not None else []
+        processes = list(core.processes().values()) if core is not None else []
         self.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             try:

@@ -586,7 +586,7 @@ def sc_process_worker_death_replaced(cf, rep):
         time.sleep(rng.uniform(0, 0.03))
         # A worker that dies before it has started up breaks the pool, as a
         # failing initializer does: kill one that is up.
-        pids = [w.process.pid for w in list(pool._core.workers) if w.ready]
+        pids = list(pool._core.processes(ready_only=True))
         if pids:
             try:
                 os.kill(rng.choice(pids), signal.SIGKILL)

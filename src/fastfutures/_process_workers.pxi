@@ -1,0 +1,200 @@
+# Included by _process_core.pyx: a worker as the parent sees it.
+
+# A worker's life (Link.state), changed only by Link's methods below, which
+# the pool calls with its lock held (or with the GIL alone, in place()):
+#
+#   STARTING --first claim or reply seen--> SERVING
+#   STARTING, SERVING --shutdown: EXIT sent--> LEAVING
+#   STARTING, SERVING, LEAVING --its reply says it exits (max_tasks_per_child)--> RETIRING
+#   any of the above --time limit, cancel_running, died alone--> DYING
+#   any --its process has ended and its replies are read--> DEAD (out of the pool)
+#
+# STARTING and SERVING take calls (idle or busy: in_flight); the others end
+# with the process exiting, which the pool expects (in "break" mode an exit
+# it does not expect breaks the pool).
+cdef enum:
+    WORKER_STARTING = 0
+    WORKER_SERVING = 1
+    WORKER_LEAVING = 2
+    WORKER_RETIRING = 3
+    WORKER_DYING = 4
+    WORKER_DEAD = 5
+
+
+@cython.final
+cdef class Link:
+    """A worker process, the parent's end of its channel, and its state."""
+    cdef readonly object process
+    cdef object channel
+    cdef object endpoint
+    cdef int sentinel
+    cdef int wake_read_fd
+    cdef Ring outbox
+    cdef Ring inbox
+    cdef Claims claims
+    cdef int state                      # WORKER_*
+    cdef readonly int in_flight         # calls in its ring, claimed or not
+    cdef uint64_t free_slots            # bit i set: claim slot i is free
+    cdef long long tasks_left           # calls it may still be given; -1: unlimited
+    cdef double kill_at                 # DYING: when to SIGKILL it (0: done)
+    cdef bint cancel_running            # the pool's option
+    cdef int pool_wake_fd               # the result thread's wake-up pipe
+    cdef uint64_t kill_requests         # slots whose running call cancel() stopped
+
+    def __cinit__(self, process, channel, max_tasks, bint cancel_running, int pool_wake_fd):
+        self.process = process
+        self.channel = channel
+        self.endpoint = channel.endpoint
+        self.outbox = self.endpoint.outbox
+        self.inbox = self.endpoint.inbox
+        self.claims = self.endpoint.claims
+        self.sentinel = process.sentinel
+        self.wake_read_fd = self.endpoint.wake_read_fd
+        self.state = WORKER_STARTING
+        self.free_slots = (<uint64_t>1 << MAX_IN_FLIGHT) - 1
+        self.tasks_left = -1 if max_tasks is None else max_tasks
+        self.cancel_running = cancel_running
+        self.pool_wake_fd = pool_wake_fd
+
+    def __repr__(self):
+        return (f"<Link pid={self.process.pid} state={self.state} "
+                f"in_flight={self.in_flight}>")
+
+    @property
+    def ready(self):
+        """The worker's initializer has succeeded."""
+        return self.claims.is_ready()
+
+    # -- what it is -----------------------------------------------------------
+
+    cdef inline bint takes_calls(self) noexcept:
+        return self.state <= WORKER_SERVING
+
+    cdef inline bint can_take(self) noexcept:
+        return (self.state <= WORKER_SERVING
+                and self.tasks_left != 0 and self.in_flight < MAX_IN_FLIGHT)
+
+    cdef inline bint exit_expected(self) noexcept:
+        """Its process may end now without breaking anything: it was told
+        to, or its last reply said so, and every call it had is answered."""
+        return (self.state == WORKER_LEAVING or self.state == WORKER_RETIRING) \
+            and self.in_flight == 0
+
+    cdef bint has_begun(self) noexcept:
+        """Past its start: it has claimed or answered a call.  (STARTING ->
+        SERVING when a claim is seen here, or a reply in served().)"""
+        cdef int slot
+        if self.state != WORKER_STARTING:
+            return True
+        for slot in range(MAX_IN_FLIGHT):
+            if not (self.free_slots >> slot) & 1 and self.claims.claimed(slot):
+                self.state = WORKER_SERVING
+                return True
+        return False
+
+    # -- transitions ----------------------------------------------------------
+
+    cdef inline void served(self) noexcept:
+        """A reply was read from it."""
+        if self.state == WORKER_STARTING:
+            self.state = WORKER_SERVING
+
+    cdef inline void retire(self) noexcept:
+        """Its reply says it exits after it (max_tasks_per_child).  A dying
+        worker stays dying."""
+        if self.state <= WORKER_LEAVING:
+            self.state = WORKER_RETIRING
+
+    cdef bint tell_to_leave(self) except -1:
+        """Shutting down: send EXIT to a worker that takes calls.  True when
+        sent (a full ring: the next reply brings the result thread back)."""
+        if not self.takes_calls():
+            return False
+        FF_ASSERT(self.in_flight == 0)     # only once every call is answered
+        if not self.endpoint.send(K_EXIT, 0, b""):
+            return False
+        self.state = WORKER_LEAVING
+        return True
+
+    cdef bint start_dying(self, double kill_at) except -1:
+        """Being killed: SIGTERM now, SIGKILL at ``kill_at`` if it is still
+        there; takes no more calls.  False when it already is dying."""
+        if self.state == WORKER_DYING or self.state == WORKER_DEAD:
+            return False
+        self.state = WORKER_DYING
+        self.kill_at = kill_at
+        try:
+            self.process.terminate()
+        except (ProcessLookupError, ValueError):
+            pass
+        return True
+
+    cdef double kill_if_due(self, double now) except -2:
+        """DYING: SIGKILL it when its grace period is over.  Returns the
+        seconds left until then (-1: nothing more to do)."""
+        cdef double left
+        if self.state != WORKER_DYING or not self.kill_at or self.process.exitcode is not None:
+            return -1
+        left = self.kill_at - now
+        if left > 0:
+            return left
+        self.process.kill()
+        self.kill_at = 0
+        return -1
+
+    cdef int bury(self) except -1:
+        """Its process has ended (joined here) and its replies are read: close
+        the channel.  Every call it had has left the task table."""
+        self.process.join()
+        self.channel.close()
+        self.state = WORKER_DEAD
+        return 0
+
+    # -- its claim slots --------------------------------------------------------
+
+    cdef void request_kill(self, int slot) noexcept:
+        """cancel() of the running call in ``slot`` (any thread): the result
+        thread kills this worker."""
+        self.kill_requests |= <uint64_t>1 << slot
+        ffr_wake_fd(self.pool_wake_fd)
+
+    cdef inline uint64_t take_kill_requests(self) noexcept:
+        """The slots whose running call was cancelled since the last look."""
+        cdef uint64_t requests = self.kill_requests
+        self.kill_requests = 0
+        return requests
+
+    cdef inline int take_slot(self) noexcept:
+        """A free claim slot, offered.  Only when can_take(): fewer than
+        MAX_IN_FLIGHT calls in flight, so one is free."""
+        cdef int slot = 0
+        FF_ASSERT(self.can_take() and self.free_slots != 0)
+        while not (self.free_slots >> slot) & 1:
+            slot += 1
+        self.free_slots &= ~(<uint64_t>1 << slot)
+        self.claims.offer(slot)
+        self.in_flight += 1
+        if self.tasks_left > 0:
+            self.tasks_left -= 1
+        return slot
+
+    cdef inline void release_slot(self, int slot, bint ran) noexcept:
+        """The call in ``slot`` left its ring; ``ran``: it counts towards
+        max_tasks_per_child (else it is given back)."""
+        FF_ASSERT(not (self.free_slots >> slot) & 1 and self.in_flight > 0)
+        self.free_slots |= <uint64_t>1 << slot
+        self.in_flight -= 1
+        if not ran and self.tasks_left >= 0:
+            self.tasks_left += 1
+        self.kill_requests &= ~(<uint64_t>1 << slot)
+
+
+cdef int stop_links(list links) except -1:
+    """Terminate and join workers, close their channels."""
+    cdef Link link
+    for link in links:
+        if link.process.exitcode is None:
+            link.process.terminate()
+    for link in links:
+        link.bury()
+    return 0
