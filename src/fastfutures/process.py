@@ -11,13 +11,17 @@ the call in the caller's thread and, when a worker has room, writes it
 straight into that worker's request ring; otherwise the work item waits in
 the pool's queue until a worker has fewer than ``MAX_IN_FLIGHT_PER_WORKER``
 tasks.  A call in a ring stays cancellable until the worker claims it (a
-compare-and-swap on the call's claim slot, see _shm_ring.h).  One result thread per pool drains
-every reply ring, completes the futures, hands queued work to workers, and
-blocks in ``poll()`` on the reply wake-ups, the worker sentinels and its own
-wake-up pipe, so a dying worker is noticed at once.  ``map()`` sends each
-chunk as one message and gets its results back as one list, as the
-stdlib's does.  The hot paths (submit, the worker's loop, reading replies)
-are compiled: _process_core.pyx.
+compare-and-swap on the call's claim slot, see _shm_ring.h).  One result
+thread per pool drains every reply ring, completes the futures, hands queued
+work to workers, and blocks in ``poll()`` on the reply wake-ups, the worker
+sentinels and its own wake-up pipe, so a dying worker is noticed at once.
+``map()`` sends each chunk as one message and gets its results back as one
+list, as the stdlib's does.
+
+The pool itself -- its state and its workers' states, the queue, the task
+table, submitting, the result thread's loop, the worker's loop -- is
+compiled (_process_core.pyx, PoolCore); this module checks arguments, spawns
+the worker processes and the result thread, and is the stdlib's subclass.
 
 Zero-copy results (opt-in)
 --------------------------
