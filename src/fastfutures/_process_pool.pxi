@@ -720,22 +720,47 @@ cdef class PoolCore:
         return timeout
 
     cdef int kill_worker(self, Link link, Call timed_out, uint64_t cancelled_slots) except -1:
-        """Stop ``link``'s worker: the calls it has not started go to other
+        """Stop ``link``'s worker, running the call ``timed_out`` or those in
+        ``cancelled_slots``: the calls it has not started go to other
         workers, the timed-out call fails with TaskTimeout, the cancelled
-        ones end cancelled; a replacement starts once it is gone (replace())."""
+        ones end cancelled; a replacement starts once it is gone (replace()).
+
+        The call may have ended, and the worker claimed the next one, before
+        this runs: that one must not die with it.  So the worker is first
+        held (it gets no new calls) and its unclaimed calls taken back (it
+        can start nothing more); then its replies are read; only if the call
+        is still unanswered -- the one call it can be running -- is it killed."""
         cdef list timeouts = []
         cdef list notify = []
+        cdef uint64_t slots = cancelled_slots
+        cdef Call call
+        cdef bint running = False
+        if timed_out is not None:
+            slots |= <uint64_t>1 << timed_out.slot
         with self.lock:
-            if link.start_dying(ff_monotonic() + KILL_GRACE):
+            if link.hold():
                 notify = self.take_back(link)
-            if timed_out is not None:
-                timeouts = self.take_started(link, <uint64_t>1 << timed_out.slot)
-            if cancelled_slots:
-                notify += [(<Call>call).future
-                           for call in self.take_started(link, cancelled_slots)]
+        if link.state == WORKER_HELD:
+            self.drain_worker(link)
+            with self.lock:
+                for call in self.tasks.values():
+                    if call.link is link and (slots >> call.slot) & 1:
+                        running = True
+                        break
+                if not running or self.cause is not None:
+                    link.release_hold()
+                else:
+                    link.start_dying(ff_monotonic() + KILL_GRACE)
+        with self.lock:
+            if link.state == WORKER_DYING:
+                if timed_out is not None:
+                    timeouts = self.take_started(link, <uint64_t>1 << timed_out.slot)
+                if cancelled_slots:
+                    notify += [(<Call>call).future
+                               for call in self.take_started(link, cancelled_slots)]
             self.dispatch()
         for call in timeouts:
-            fail((<Call>call).future, errors.task_timeout((<Call>call).fn, (<Call>call).limit))
+            fail(call.future, errors.task_timeout(call.fn, call.limit))
         notify_cancelled(notify)
         return 0
 

@@ -6,19 +6,23 @@
 #   STARTING --first claim or reply seen--> SERVING
 #   STARTING, SERVING --shutdown: EXIT sent--> LEAVING
 #   STARTING, SERVING, LEAVING --its reply says it exits (max_tasks_per_child)--> RETIRING
-#   any of the above --time limit, cancel_running, died alone--> DYING
+#   any of the above --a kill is being decided (time limit, cancel_running)--> HELD
+#   HELD --the call to stop had already ended--> back to the state it was in
+#   any of the above, HELD --killed, or died alone--> DYING
 #   any --its process has ended and its replies are read--> DEAD (out of the pool)
 #
-# STARTING and SERVING take calls (idle or busy: in_flight); the others end
-# with the process exiting, which the pool expects (in "break" mode an exit
-# it does not expect breaks the pool).
+# STARTING and SERVING take calls (idle or busy: in_flight); LEAVING,
+# RETIRING and DYING end with the process exiting, which the pool expects
+# (in "break" mode an exit it does not expect breaks the pool).  HELD lasts
+# only inside the result thread's kill_worker().
 cdef enum:
     WORKER_STARTING = 0
     WORKER_SERVING = 1
     WORKER_LEAVING = 2
     WORKER_RETIRING = 3
-    WORKER_DYING = 4
-    WORKER_DEAD = 5
+    WORKER_HELD = 4
+    WORKER_DYING = 5
+    WORKER_DEAD = 6
 
 
 @cython.final
@@ -33,6 +37,7 @@ cdef class Link:
     cdef Ring inbox
     cdef Claims claims
     cdef int state                      # WORKER_*
+    cdef int state_before_hold          # HELD: the state it goes back to
     cdef readonly int in_flight         # calls in its ring, claimed or not
     cdef uint64_t free_slots            # bit i set: claim slot i is free
     cdef long long tasks_left           # calls it may still be given; -1: unlimited
@@ -98,12 +103,30 @@ cdef class Link:
         """A reply was read from it."""
         if self.state == WORKER_STARTING:
             self.state = WORKER_SERVING
+        elif self.state == WORKER_HELD and self.state_before_hold == WORKER_STARTING:
+            self.state_before_hold = WORKER_SERVING
 
     cdef inline void retire(self) noexcept:
         """Its reply says it exits after it (max_tasks_per_child).  A dying
         worker stays dying."""
         if self.state <= WORKER_LEAVING:
             self.state = WORKER_RETIRING
+        elif self.state == WORKER_HELD:
+            self.state_before_hold = WORKER_RETIRING
+
+    cdef inline bint hold(self) noexcept:
+        """A kill is being decided: it takes no calls meanwhile.  False
+        when it is already dying."""
+        if self.state >= WORKER_HELD:
+            return False
+        self.state_before_hold = self.state
+        self.state = WORKER_HELD
+        return True
+
+    cdef inline void release_hold(self) noexcept:
+        """Not killed after all."""
+        FF_ASSERT(self.state == WORKER_HELD)
+        self.state = self.state_before_hold
 
     cdef bint tell_to_leave(self) except -1:
         """Shutting down: send EXIT to a worker that takes calls.  True when
