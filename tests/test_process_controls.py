@@ -267,3 +267,127 @@ def test_default_breaks_the_pool(make_pool):
     assert type(info.value) is concurrent.futures.process.BrokenProcessPool
     with pytest.raises(concurrent.futures.process.BrokenProcessPool):
         pool.submit(square, 2)
+
+
+# -- killing while the result thread was busy (found in review) -----------------
+# A done-callback holds the result thread while the workers go on, so that
+# replies pile up before a kill is decided.
+
+def log_run(directory, name, gate=None):
+    """Appends ``name`` to directory/runs, then waits for ``gate``."""
+    with open(os.path.join(directory, "runs"), "a") as runs:
+        runs.write(f"{name}\n")
+    open(os.path.join(directory, f"{name}.started"), "w").close()
+    if gate is not None:
+        wait_for_file(os.path.join(directory, gate))
+    return name
+
+
+def sleep_then_return(name, seconds):
+    time.sleep(seconds)
+    return name
+
+
+class _Unloadable:
+    def __reduce__(self):
+        return (_refuse_to_load, ())
+
+
+def _refuse_to_load():
+    raise ValueError("this reply cannot be loaded")
+
+
+def unloadable_after(directory, gate):
+    wait_for_file(os.path.join(directory, gate))
+    return _Unloadable()
+
+
+def _hold_result_thread(future):
+    """Returns (entered, release): the result thread blocks in ``future``'s
+    done-callback until release is set."""
+    import threading
+    entered, release = threading.Event(), threading.Event()
+
+    def block(_):
+        entered.set()
+        release.wait(TIMEOUT)
+    future.add_done_callback(block)
+    return entered, release
+
+
+def _fork_pool(ff, **options):
+    return ff.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), **options)
+
+
+def test_kill_not_needed_keeps_the_queued_calls_running_once(ff, tmp_path):
+    """The cancelled call ended, and the worker took the next, before the
+    kill was decided: no kill, and the calls behind it run once each."""
+    d = str(tmp_path)
+    pool = _fork_pool(ff, cancel_running=True)
+    try:
+        x = pool.submit(log_run, d, "X", "gate_x")
+        entered, release = _hold_result_thread(x)
+        a = pool.submit(log_run, d, "A", "gate_a")
+        b = pool.submit(log_run, d, "B", "gate_b")
+        rest = [pool.submit(log_run, d, name) for name in "CDEF"]
+        open(os.path.join(d, "gate_x"), "w").close()
+        assert entered.wait(TIMEOUT)
+        assert wait_until(lambda: os.path.exists(os.path.join(d, "A.started")))
+        assert a.cancel()                       # running: its worker is to be killed
+        open(os.path.join(d, "gate_a"), "w").close()
+        assert wait_until(lambda: os.path.exists(os.path.join(d, "B.started")))
+        release.set()                           # ... but A has ended and B runs
+        time.sleep(0.2)                         # (the kill is decided meanwhile)
+        open(os.path.join(d, "gate_b"), "w").close()
+        assert b.result(timeout=TIMEOUT) == "B"
+        assert [f.result(timeout=TIMEOUT) for f in rest] == list("CDEF")
+        assert a.cancelled()
+    finally:
+        pool.shutdown(wait=True)
+    with open(os.path.join(d, "runs")) as runs:
+        assert runs.read().split() == list("XABCDEF")
+
+
+def test_two_late_calls_answered_before_the_kill(ff, tmp_path):
+    """Both timed calls overran and were answered while the result thread
+    was busy: they complete with their results, the pool goes on."""
+    d = str(tmp_path)
+    pool = _fork_pool(ff)
+    try:
+        x = pool.submit(wait_for_file, os.path.join(d, "gate_x"))
+        entered, release = _hold_result_thread(x)
+        timed = pool.with_options(timeout=0.05)
+        late = [timed.submit(sleep_then_return, name, 0.2) for name in "AB"]
+        open(os.path.join(d, "gate_x"), "w").close()
+        assert entered.wait(TIMEOUT)
+        time.sleep(0.6)                         # both ran past their limit and ended
+        release.set()
+        assert [f.result(timeout=TIMEOUT) for f in late] == ["A", "B"]
+        assert pool.submit(square, 3).result(timeout=TIMEOUT) == 9
+    finally:
+        pool.shutdown(wait=True)
+
+
+def test_unreadable_reply_read_before_a_kill_breaks_the_pool(ff, tmp_path):
+    """A reply that cannot be loaded, read while a time limit is enforced,
+    breaks the pool at once (not when the overrunning call ends)."""
+    d = str(tmp_path)
+    pool = _fork_pool(ff)
+    try:
+        x = pool.submit(wait_for_file, os.path.join(d, "gate_x"))
+        entered, release = _hold_result_thread(x)
+        bad = pool.submit(unloadable_after, d, "gate_b")
+        overrun = pool.with_options(timeout=0.1).submit(
+            log_run, d, "C", "gate_never")
+        open(os.path.join(d, "gate_x"), "w").close()
+        assert entered.wait(TIMEOUT)
+        open(os.path.join(d, "gate_b"), "w").close()
+        assert wait_until(lambda: os.path.exists(os.path.join(d, "C.started")))
+        time.sleep(0.3)                         # C is past its limit
+        release.set()
+        with pytest.raises(concurrent.futures.process.BrokenProcessPool):
+            bad.result(timeout=TIMEOUT / 2)     # C waits for its gate up to TIMEOUT
+        with pytest.raises(concurrent.futures.process.BrokenProcessPool):
+            overrun.result(timeout=TIMEOUT)
+    finally:
+        pool.shutdown(wait=True)

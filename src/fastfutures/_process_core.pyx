@@ -15,8 +15,9 @@ in between, so no other thread can see it half done.  Pickling, unpickling
 and completing futures (which runs callbacks) can let other threads in, so
 they happen before or after such a section, never inside one.  Everything
 else (sends that need a buffer segment, starting, killing and replacing
-workers, state changes) holds the pool's lock (see _transport.Endpoint,
-which is not thread-safe).
+workers, the pool's state changes) holds the pool's lock (see
+_transport.Endpoint, which is not thread-safe); the result thread's reading
+of replies changes a worker's state with the GIL alone.
 """
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -27,7 +28,7 @@ from libc.string cimport memcpy
 from cpython.object cimport PyTypeObject
 from cpython.ref cimport PyObject
 
-from ._future cimport (FutureCore, new_future, note_gil_released, ff_monotonic, ff_yield,
+from ._future cimport (FutureCore, new_future, note_gil_released, ff_monotonic,
                        ST_PENDING, ST_RUNNING, ST_CANCELLED, FF_ASSERT)
 from ._shm cimport (Ring, Claims, ffr_ctl, ffm_header, ffr_write3, ffr_peek, ffr_consume, ffr_writer_to_wake,
                     ffr_is_empty, ffr_reader_prepare_sleep, ffr_reader_awake,
@@ -133,16 +134,6 @@ def set_global_shutdown():
     """The interpreter is exiting: every pool refuses new work."""
     global global_shutdown
     global_shutdown = True
-
-
-def set_spin(double result_seconds, double worker_seconds):
-    """Tune the spins before sleeping (0 disables); returns the old pair.
-    For experiments; a worker takes the value its process had at start."""
-    global RESULT_SPIN_SECONDS, WORKER_SPIN_SECONDS
-    old = (RESULT_SPIN_SECONDS, WORKER_SPIN_SECONDS)
-    RESULT_SPIN_SECONDS = result_seconds
-    WORKER_SPIN_SECONDS = worker_seconds
-    return old
 
 
 cdef inline bint spin_until_nonempty(ffr_ctl **rings, Py_ssize_t n,

@@ -507,7 +507,10 @@ cdef class PoolCore:
         claims meanwhile."""
         cdef Call call
         cdef Link link
-        cdef dict first = {}                # starting Link -> its oldest call's id
+        # starting Link -> its oldest call's id: usually the first record in
+        # its ring (a segment-carried send, which runs Python code, can let
+        # a later call into the ring first; one call is spared either way)
+        cdef dict first = {}
         cdef list futures = [(<Call>call).future for call in self.queue]
         self.queue.clear()
         for task_id, call in self.tasks.items():
@@ -521,7 +524,7 @@ cdef class PoolCore:
         return futures
 
     cdef list take_back(self, Link link):
-        """``link``'s worker is being killed or has died: take back the
+        """``link``'s worker is held, being killed or has died: take back the
         calls it has not claimed (to the front of the queue, in order; they
         run elsewhere) and return the futures of calls that cancel() stopped
         meanwhile (to notify).  Claimed calls stay until the worker's last
@@ -540,7 +543,7 @@ cdef class PoolCore:
             else:                               # cancelled by cancel()
                 cancelled.append(call.future)
             del self.tasks[task_id]
-            link.release_slot(call.slot, False)
+            link.release_stale_slot(call.slot)
             left_ring(call)
         for call in reversed(back):
             self.queue.appendleft(call)
@@ -604,6 +607,9 @@ cdef class PoolCore:
                 timeout = -1
                 if self.any_limits or self.cancel_running or self.any_dying():
                     timeout = self.enforce_limits()
+                if self.cause is not None:  # a kill read an unreadable reply
+                    self.break_pool(self.cause)
+                    return
                 for link in self.wait(timeout):
                     if not self.worker_exited(link):
                         return
@@ -711,7 +717,8 @@ cdef class PoolCore:
         if self.any_limits:
             late, timeout = self.overdue()
             for call in late:
-                self.kill_worker(call.link, call, 0)
+                if call.link is not None:   # else answered meanwhile (an earlier kill read it)
+                    self.kill_worker(call.link, call, 0)
         now = ff_monotonic()
         for link in self.workers:
             left = link.kill_if_due(now)
@@ -728,8 +735,10 @@ cdef class PoolCore:
         The call may have ended, and the worker claimed the next one, before
         this runs: that one must not die with it.  So the worker is first
         held (it gets no new calls) and its unclaimed calls taken back (it
-        can start nothing more); then its replies are read; only if the call
-        is still unanswered -- the one call it can be running -- is it killed."""
+        can start nothing more; their records stay in its ring, their slots
+        unused until it skips them); then its replies are read (their
+        done-callbacks delay this); only if the call is still unanswered --
+        the one call it can be running -- is it killed."""
         cdef list timeouts = []
         cdef list notify = []
         cdef uint64_t slots = cancelled_slots
@@ -740,28 +749,32 @@ cdef class PoolCore:
         with self.lock:
             if link.hold():
                 notify = self.take_back(link)
-        if link.state == WORKER_HELD:
-            self.drain_worker(link)
+        try:
+            if link.state == WORKER_HELD:
+                try:
+                    self.drain_worker(link)
+                finally:
+                    with self.lock:
+                        for call in self.tasks.values():
+                            if call.link is link and (slots >> call.slot) & 1:
+                                running = True
+                                break
+                        if not running or self.cause is not None:
+                            link.release_hold()
+                        else:
+                            link.start_dying(ff_monotonic() + KILL_GRACE)
             with self.lock:
-                for call in self.tasks.values():
-                    if call.link is link and (slots >> call.slot) & 1:
-                        running = True
-                        break
-                if not running or self.cause is not None:
-                    link.release_hold()
-                else:
-                    link.start_dying(ff_monotonic() + KILL_GRACE)
-        with self.lock:
-            if link.state == WORKER_DYING:
-                if timed_out is not None:
-                    timeouts = self.take_started(link, <uint64_t>1 << timed_out.slot)
-                if cancelled_slots:
-                    notify += [(<Call>call).future
-                               for call in self.take_started(link, cancelled_slots)]
-            self.dispatch()
+                if link.state == WORKER_DYING:
+                    if timed_out is not None:
+                        timeouts = self.take_started(link, <uint64_t>1 << timed_out.slot)
+                    if cancelled_slots:
+                        notify += [(<Call>call).future
+                                   for call in self.take_started(link, cancelled_slots)]
+                self.dispatch()
+        finally:
+            notify_cancelled(notify)    # whatever happens: their waiters must learn it
         for call in timeouts:
             fail(call.future, errors.task_timeout(call.fn, call.limit))
-        notify_cancelled(notify)
         return 0
 
     cdef int break_pool(self, cause, message=errors.FUTURE_BROKEN_MESSAGE) except -1:
@@ -879,7 +892,9 @@ cdef class PoolCore:
                 ffr_consume(ring._ctl, consumed)
                 call = self.tasks.pop(h.task_id, None)
                 link.served()
-                if call is not None:
+                if call is None:
+                    link.skipped(h.slot)
+                else:
                     left_ring(call)
                     link.release_slot(h.slot, False)    # not run: it does not count
                     done.append(call.future)

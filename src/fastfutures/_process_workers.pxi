@@ -1,7 +1,8 @@
 # Included by _process_core.pyx: a worker as the parent sees it.
 
 # A worker's life (Link.state), changed only by Link's methods below, which
-# the pool calls with its lock held (or with the GIL alone, in place()):
+# the pool calls with its lock held, or from the result thread's reading of
+# replies (served(), retire(): the GIL alone):
 #
 #   STARTING --first claim or reply seen--> SERVING
 #   STARTING, SERVING --shutdown: EXIT sent--> LEAVING
@@ -45,6 +46,7 @@ cdef class Link:
     cdef bint cancel_running            # the pool's option
     cdef int pool_wake_fd               # the result thread's wake-up pipe
     cdef uint64_t kill_requests         # slots whose running call cancel() stopped
+    cdef uint64_t stale_slots           # taken back, record still in its ring: free once SKIPPED
 
     def __cinit__(self, process, channel, max_tasks, bint cancel_running, int pool_wake_fd):
         self.process = process
@@ -77,7 +79,7 @@ cdef class Link:
 
     cdef inline bint can_take(self) noexcept:
         return (self.state <= WORKER_SERVING
-                and self.tasks_left != 0 and self.in_flight < MAX_IN_FLIGHT)
+                and self.tasks_left != 0 and self.free_slots != 0)
 
     cdef inline bint exit_expected(self) noexcept:
         """Its process may end now without breaking anything: it was told
@@ -210,6 +212,18 @@ cdef class Link:
         if not ran and self.tasks_left >= 0:
             self.tasks_left += 1
         self.kill_requests &= ~(<uint64_t>1 << slot)
+
+    cdef inline void release_stale_slot(self, int slot) noexcept:
+        """release_slot() for a call taken back while its record is still in
+        the ring: the slot is reused only once the worker has skipped it."""
+        self.release_slot(slot, False)
+        self.free_slots &= ~(<uint64_t>1 << slot)
+        self.stale_slots |= <uint64_t>1 << slot
+
+    cdef inline void skipped(self, int slot) noexcept:
+        if (self.stale_slots >> slot) & 1:
+            self.stale_slots &= ~(<uint64_t>1 << slot)
+            self.free_slots |= <uint64_t>1 << slot
 
 
 cdef int stop_links(list links) except -1:
