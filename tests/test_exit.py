@@ -14,6 +14,7 @@ handler fails (test_thread_pool.py); a process pool's workers exit when the
 executor is collected or the parent is SIGKILLed (test_process.py).
 """
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -107,8 +108,18 @@ def run(module, pool, scenario, method="default", signal_when_waiting=None):
     return outcome
 
 
+# The stdlib's own exit-hook race (its wake-up pipe closed by a collected
+# executor's manager thread before _python_exit writes to it): printed now and
+# then, never by fastfutures; not part of the behaviour compared.
+_STDLIB_EXIT_RACE = re.compile(
+    r"Exception ignored in: <module 'threading'.*?\n(?:  .*\n)*?"
+    r"OSError: \[Errno 9\] Bad file descriptor\n", re.S)
+
+
 def run_both(pool, scenario, **kwargs):
     stdlib = run("concurrent.futures", pool, scenario, **kwargs)
+    if "thread_wakeup.wakeup()" in stdlib.stderr:
+        stdlib.stderr = _STDLIB_EXIT_RACE.sub("", stdlib.stderr)
     ours = run("fastfutures", pool, scenario, **kwargs)
     assert not stdlib.leftover, stdlib
     assert not ours.leftover, ours
