@@ -12,19 +12,37 @@ touched by their loop's thread.  A closed loop is never called.  On
 asyncio's own loops, install() also wraps the selector's select() (see
 SpinningSelect) so that a loop about to sleep first spins for a completion.
 
+install() also gives asyncio's own loops a compiled ``run_in_executor``
+(RunInExecutor).  The future it gets from a fastfutures pool's submit() is
+seen by nobody else, so its chain watches the asyncio future for
+cancellation only from the loop's next drain on, and only if the call has not
+completed by then: in a burst of calls most are delivered before, and the
+asyncio future is left with the caller's callbacks alone (asyncio stores the
+first one inline: no list, no tuple, no context copy per call).
+
 What is delivered is exactly what ``asyncio.futures._chain_future`` would
 deliver: results directly, everything else (exceptions, cancellation, the
 conversion of concurrent.futures' exception classes) through asyncio's own
 ``_copy_future_state``; cancelling the asyncio future cancels the source.
 """
+import contextvars
+from asyncio import base_events as asyncio_base_events
 from asyncio import futures as asyncio_futures
 
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
-from ._future cimport FutureCore, ST_FINISHED, spin_then_hand_off, ff_store_release, ff_monotonic
+from cpython.pythread cimport PyThread_get_thread_ident
+from ._future cimport (
+    FutureCore, ST_CANCELLED, ST_FINISHED, spin_then_hand_off, ff_store_release, ff_monotonic,
+)
+from ._threadpool import ThreadPoolCore
 
 cdef object copy_future_state = asyncio_futures._copy_future_state
 cdef object is_asyncio_future = asyncio_futures.isfuture
 cdef object AsyncioFuture = asyncio_futures.Future      # the C future where there is one
+cdef object BaseEventLoop = asyncio_base_events.BaseEventLoop
+cdef object base_create_future = BaseEventLoop.create_future
+cdef object base_run_in_executor = BaseEventLoop.run_in_executor
+cdef object core_submit = ThreadPoolCore.__dict__["submit"]
 
 cdef class LoopBridge:
     """One loop's queue of completed links, drained on the loop's thread."""
@@ -33,6 +51,8 @@ cdef class LoopBridge:
     cdef object call_soon_threadsafe
     cdef object drain_handle_callback   # self.drain, bound once
     cdef list pending                   # Links whose source is done, oldest first
+    cdef list unwatched                 # Links not yet watching their destination (loop thread only)
+    cdef object watch_context           # the context their cancellation checks run in
     cdef int drain_scheduled            # an int: a spinning loop thread reads it without the GIL
     cdef Py_ssize_t outstanding         # chained links not yet delivered (loop thread only)
     cdef bint loop_spinning             # the loop thread spins in select(), GIL released
@@ -44,6 +64,11 @@ cdef class LoopBridge:
         self.call_soon_threadsafe = loop.call_soon_threadsafe
         self.drain_handle_callback = self.drain
         self.pending = []
+        self.unwatched = []
+        # Not a copy of the caller's: the check only cancels a source nobody
+        # else holds, which runs no callback but the Link's (context-free).
+        # One per loop: a context is entered by one thread at a time.
+        self.watch_context = contextvars.Context()
 
     cdef int enqueue(self, Link link) except -1:
         """Called in the completing thread (any thread, GIL held)."""
@@ -83,10 +108,12 @@ cdef class LoopBridge:
             return False
         self.loop_closed = True
         self.pending = []
+        self.unwatched = []
         return True
 
     def drain(self):
-        """Deliver every queued completion (a loop callback)."""
+        """Deliver every queued completion, then make the chains made since
+        the last drain watch their destinations (a loop callback)."""
         cdef list fresh = []            # allocated first: may let other threads in
         cdef list batch = self.pending
         cdef Py_ssize_t n, i = 0
@@ -104,6 +131,31 @@ cdef class LoopBridge:
                 # the rest, from the link it interrupted on, waits for the
                 # next drain (deliver() skips a destination already done).
                 self.requeue(batch[i:])
+        batch = self.unwatched
+        if PyList_GET_SIZE(batch) == 0:
+            return
+        self.unwatched = []
+        n = PyList_GET_SIZE(batch)
+        i = 0
+        try:
+            while i < n:
+                (<Link>PyList_GET_ITEM(batch, i)).watch()
+                i += 1
+        finally:
+            if i < n:
+                self.unwatched = batch[i:] + self.unwatched
+                if not self.drain_scheduled and not self.loop_closed:
+                    self.schedule_from_loop_thread()
+
+    cdef int watch_from_next_drain(self, Link link) except -1:
+        """On the loop thread, its loop running: ``link`` watches its
+        destination from the next drain on (scheduled now if need be)."""
+        self.unwatched.append(link)
+        if not self.drain_scheduled:
+            # A completing thread that finds the flag set only queues: the
+            # drain scheduled here delivers it.
+            self.schedule_from_loop_thread()
+        return 0
 
     cdef int requeue(self, list links) except -1:
         self.outstanding += PyList_GET_SIZE(links)
@@ -113,7 +165,7 @@ cdef class LoopBridge:
         return 0
 
     cdef int schedule_from_loop_thread(self) except -1:
-        self.drain_scheduled = True
+        ff_store_release(&self.drain_scheduled, 1)
         self.loop.call_soon(self.drain_handle_callback)
         return 0
 
@@ -124,11 +176,7 @@ cdef class Link:
     cdef LoopBridge bridge
     cdef FutureCore source
     cdef object destination
-
-    def __cinit__(self, LoopBridge bridge, FutureCore source, destination):
-        self.bridge = bridge
-        self.source = source
-        self.destination = destination
+    cdef bint watching                  # a done-callback of the destination too
 
     def __call__(self, future):
         if future is self.destination:
@@ -146,9 +194,10 @@ cdef class Link:
         try:
             if destination.done():
                 return 0        # cancelled meanwhile; its callback cancels the source
-            # Done now, so this link's cancellation check would be a no-op
-            # handle: drop it.
-            destination.remove_done_callback(self)
+            if self.watching:
+                # Done now, so this link's cancellation check would be a
+                # no-op handle: drop it.
+                destination.remove_done_callback(self)
             if source._state == ST_FINISHED and source._exception_value is None:
                 destination.set_result(source._result_value)
             else:
@@ -163,6 +212,38 @@ cdef class Link:
         return 0
 
 
+    cdef int watch(self) except -1:
+        """On the loop thread: what chaining does to the destination, late.
+        A destination cancelled meanwhile cancels the source now (no later
+        than the check asyncio schedules on cancellation would); a destination still waiting on a running source gets the
+        check as a done-callback."""
+        cdef object destination = self.destination
+        try:
+            if destination.done():
+                if destination.cancelled():
+                    self.source.cancel()
+            elif self.source._state < ST_CANCELLED:
+                destination.add_done_callback(self, context=self.bridge.watch_context)
+                self.watching = True
+            # else: completed, queued for the next drain.
+        except Exception as exc:
+            self.bridge.loop.call_exception_handler({
+                "message": "Exception while chaining an asyncio future"
+                           " to its fastfutures future",
+                "exception": exc,
+                "future": destination,
+            })
+        return 0
+
+
+cdef Link new_link(LoopBridge bridge, FutureCore source, object destination):
+    cdef Link link = Link.__new__(Link)
+    link.bridge = bridge
+    link.source = source
+    link.destination = destination
+    return link
+
+
 cdef object bridge_of(object loop):
     bridge = getattr(loop, "_fastfutures_bridge", None)
     if bridge is None:
@@ -173,11 +254,19 @@ cdef object bridge_of(object loop):
 
 cdef int link_futures(FutureCore source, object destination) except -1:
     cdef LoopBridge bridge = bridge_of(destination.get_loop())
-    cdef Link link = Link(bridge, source, destination)
+    cdef Link link = new_link(bridge, source, destination)
     bridge.outstanding += 1
+    link.watching = True
     destination.add_done_callback(link)
     source.add_done_callback(link)
     return 0
+
+
+cdef object new_destination(object loop):
+    # loop.create_future() without its Python frame, where it is asyncio's.
+    if type(loop).create_future is base_create_future:
+        return AsyncioFuture(loop=loop)
+    return loop.create_future()
 
 
 cdef object original_chain_future = asyncio_futures._chain_future
@@ -202,9 +291,76 @@ def wrap_future(future, *, loop=None):
     cdef object destination
     if loop is None or not isinstance(future, FutureCore):
         return original_wrap_future(future, loop=loop)
-    destination = loop.create_future()
+    destination = new_destination(loop)
     link_futures(<FutureCore>future, destination)
     return destination
+
+
+cdef class RunInExecutor:
+    """``loop.run_in_executor`` of one asyncio loop (BaseEventLoop's), with
+    its checks and errors, without its Python frame; the chain of a call
+    submitted to a fastfutures thread pool watches its asyncio future from
+    the next drain on (see the module's docstring).  Anything out of the
+    ordinary (debug mode, a closed loop or one whose executor was shut down,
+    no default executor yet, the bridge uninstalled, run_in_executor patched
+    on the class) goes to asyncio's own method."""
+
+    cdef object loop
+    cdef LoopBridge bridge
+    cdef object loop_run_in_executor    # type(loop).run_in_executor when installed
+
+    def __cinit__(self, loop, LoopBridge bridge):
+        self.loop = loop
+        self.bridge = bridge
+        self.loop_run_in_executor = type(loop).run_in_executor
+
+    def __call__(self, executor, func, *args):
+        cdef object loop = self.loop
+        cdef object source, destination
+        cdef Link link
+        if (type(loop).run_in_executor is not self.loop_run_in_executor
+                or asyncio_futures.wrap_future is not wrap_future
+                or loop._closed or loop._debug
+                or (executor is None and (loop._executor_shutdown_called
+                                          or loop._default_executor is None))):
+            return type(loop).run_in_executor(loop, executor, func, *args)
+        if executor is None:
+            executor = loop._default_executor
+        source = executor.submit(func, *args)
+        if not isinstance(source, FutureCore):
+            return original_wrap_future(source, loop=loop)
+        destination = new_destination(loop)
+        if (type(executor).submit is not core_submit
+                or "submit" in getattr(executor, "__dict__", ())
+                or not runs_in_this_thread(loop)):
+            # A submit() of its own may have handed the future to others; a
+            # loop running in another thread (or not yet) would not see a
+            # drain scheduled from here.
+            link_futures(<FutureCore>source, destination)
+            return destination
+        link = new_link(self.bridge, <FutureCore>source, destination)
+        self.bridge.outstanding += 1
+        (<FutureCore>source).add_done_callback(link)
+        self.bridge.watch_from_next_drain(link)
+        return destination
+
+
+cdef bint runs_in_this_thread(object loop) except -1:
+    """The loop runs in this thread, or not yet (BaseEventLoop's own record;
+    asyncio._get_running_loop() would cost a getpid() call)."""
+    cdef object thread_id = loop._thread_id
+    return thread_id is None or <unsigned long>thread_id == PyThread_get_thread_ident()
+
+
+def bridge_run_in_executor(loop):
+    """Give an asyncio loop (a BaseEventLoop whose run_in_executor is
+    asyncio's) the compiled RunInExecutor.  Returns False for other loops."""
+    if not isinstance(loop, BaseEventLoop) \
+            or type(loop).run_in_executor is not base_run_in_executor:
+        return False
+    if type(getattr(loop, "run_in_executor")) is not RunInExecutor:
+        loop.run_in_executor = RunInExecutor(loop, bridge_of(loop))
+    return True
 
 
 # How long a loop spins for a completion before it blocks in select().  About
