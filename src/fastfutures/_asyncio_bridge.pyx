@@ -14,11 +14,14 @@ SpinningSelect) so that a loop about to sleep first spins for a completion.
 
 install() also gives asyncio's own loops a compiled ``run_in_executor``
 (RunInExecutor).  The future it gets from a fastfutures pool's submit() is
-seen by nobody else, so its chain watches the asyncio future for
-cancellation only from the loop's next drain on, and only if the call has not
-completed by then: in a burst of calls most are delivered before, and the
-asyncio future is left with the caller's callbacks alone (asyncio stores the
-first one inline: no list, no tuple, no context copy per call).
+seen by nobody else, so such a "fresh" call needs no Link at first: its
+source's done-callback is the bridge itself (which does nothing), and the
+next drain, scheduled when the call is made, delivers it if it has
+completed by then -- in a burst of calls most have -- or else gives it a
+Link then, which also starts watching the asyncio future for cancellation
+from then on.  A delivered fresh call costs no object of the bridge's, and
+its asyncio future keeps the caller's callback inline (asyncio allocates a
+list, a tuple and a context copy for a second callback).
 
 What is delivered is exactly what ``asyncio.futures._chain_future`` would
 deliver: results directly, everything else (exceptions, cancellation, the
@@ -51,8 +54,9 @@ cdef class LoopBridge:
     cdef object call_soon_threadsafe
     cdef object drain_handle_callback   # self.drain, bound once
     cdef list pending                   # Links whose source is done, oldest first
-    cdef list unwatched                 # Links not yet watching their destination (loop thread only)
-    cdef object watch_context           # the context their cancellation checks run in
+    cdef list fresh_sources             # fresh calls made since the last drain (loop thread only)
+    cdef list fresh_destinations        # ... and their asyncio futures, in step
+    cdef object watch_context           # the context the Links of fresh calls watch in
     cdef int drain_scheduled            # an int: a spinning loop thread reads it without the GIL
     cdef Py_ssize_t outstanding         # chained links not yet delivered (loop thread only)
     cdef bint loop_spinning             # the loop thread spins in select(), GIL released
@@ -64,11 +68,19 @@ cdef class LoopBridge:
         self.call_soon_threadsafe = loop.call_soon_threadsafe
         self.drain_handle_callback = self.drain
         self.pending = []
-        self.unwatched = []
+        self.fresh_sources = []
+        self.fresh_destinations = []
         # Not a copy of the caller's: the check only cancels a source nobody
         # else holds, which runs no callback but the Link's (context-free).
         # One per loop: a context is entered by one thread at a time.
         self.watch_context = contextvars.Context()
+
+    def __call__(self, source):
+        """The done-callback of a fresh call's source (any thread): the drain
+        scheduled when the call was made looks at it.  Unless the loop was
+        closed meanwhile: that drain never runs."""
+        if not self.loop_closed and self.loop._closed:     # a BaseEventLoop
+            self.forget_if_closed()
 
     cdef int enqueue(self, Link link) except -1:
         """Called in the completing thread (any thread, GIL held)."""
@@ -108,14 +120,16 @@ cdef class LoopBridge:
             return False
         self.loop_closed = True
         self.pending = []
-        self.unwatched = []
+        self.fresh_sources = []
+        self.fresh_destinations = []
         return True
 
     def drain(self):
-        """Deliver every queued completion, then make the chains made since
-        the last drain watch their destinations (a loop callback)."""
+        """Deliver every queued completion, then take the fresh calls made
+        since the last drain (a loop callback)."""
         cdef list fresh = []            # allocated first: may let other threads in
         cdef list batch = self.pending
+        cdef list destinations
         cdef Py_ssize_t n, i = 0
         self.pending = fresh
         self.drain_scheduled = False
@@ -131,30 +145,76 @@ cdef class LoopBridge:
                 # the rest, from the link it interrupted on, waits for the
                 # next drain (deliver() skips a destination already done).
                 self.requeue(batch[i:])
-        batch = self.unwatched
-        if PyList_GET_SIZE(batch) == 0:
-            return
-        self.unwatched = []
+        batch = self.fresh_sources
+        destinations = self.fresh_destinations
         n = PyList_GET_SIZE(batch)
+        if n == 0:
+            return
+        self.fresh_sources = []
+        self.fresh_destinations = []
+        self.outstanding -= n
         i = 0
         try:
             while i < n:
-                (<Link>PyList_GET_ITEM(batch, i)).watch()
+                self.take_fresh(<FutureCore>PyList_GET_ITEM(batch, i),
+                                <object>PyList_GET_ITEM(destinations, i))
                 i += 1
         finally:
             if i < n:
-                self.unwatched = batch[i:] + self.unwatched
+                # As above: the rest waits for the next drain (take_fresh()
+                # again on the one it interrupted is harmless).
+                self.outstanding += n - i
+                self.fresh_sources = batch[i:] + self.fresh_sources
+                self.fresh_destinations = destinations[i:] + self.fresh_destinations
                 if not self.drain_scheduled and not self.loop_closed:
                     self.schedule_from_loop_thread()
 
-    cdef int watch_from_next_drain(self, Link link) except -1:
-        """On the loop thread, its loop running: ``link`` watches its
-        destination from the next drain on (scheduled now if need be)."""
-        self.unwatched.append(link)
+    cdef int add_fresh(self, FutureCore source, object destination) except -1:
+        """On the loop thread, its loop running here or not yet: chain a
+        fresh call; the next drain (scheduled now if need be) takes it."""
+        if source._state < ST_CANCELLED and source._callback0 is None:
+            # Its done-callback, set here rather than by add_done_callback(),
+            # which would also put the future in the cyclic GC: its only
+            # reference that could close a cycle is this one, to the bridge,
+            # and that lives while the pool holds the future (until it
+            # completes).  With 100k calls in flight, one tracked object less
+            # per call is a cheaper full collection, and fewer of them.
+            # (Under the GIL, no Python code between the look and the store:
+            # a worker completing it meanwhile would find no callback.)
+            source._callback0 = self
+        elif source._state < ST_CANCELLED:
+            source.add_done_callback(self)      # (not expected: a private source)
+        # else: completed already, the drain delivers it.
+        self.fresh_sources.append(source)
+        self.fresh_destinations.append(destination)
+        self.outstanding += 1
         if not self.drain_scheduled:
             # A completing thread that finds the flag set only queues: the
-            # drain scheduled here delivers it.
+            # drain scheduled here delivers what it queued too.
             self.schedule_from_loop_thread()
+        return 0
+
+    cdef int take_fresh(self, FutureCore source, object destination) except -1:
+        """In the drain: deliver a fresh call that has completed; give one
+        still running a Link, which from now on is the done-callback of its
+        source and watches its asyncio future -- what chaining does at once,
+        done late: a future cancelled meanwhile cancels the source now, no
+        later than asyncio's check scheduled on cancellation would."""
+        cdef Link link
+        if source._state < ST_CANCELLED:
+            link = new_link(self, source, destination)
+            # Allocating may run the GC, whose finalizers may let the
+            # source's worker complete it: look again.  From here no Python
+            # code runs until the link is its done-callback.
+            if source._state < ST_CANCELLED:
+                self.outstanding += 1
+                if source._callback0 is self and source._more_callbacks is None:
+                    source._callback0 = link
+                else:
+                    source.add_done_callback(link)      # (not expected: a private source)
+                link.watch()
+                return 0
+        deliver(self, source, destination, None)
         return 0
 
     cdef int requeue(self, list links) except -1:
@@ -189,43 +249,18 @@ cdef class Link:
 
     cdef int deliver(self) except -1:
         """On the loop thread: copy the source's outcome to the destination."""
-        cdef object destination = self.destination
-        cdef FutureCore source = self.source
-        try:
-            if destination.done():
-                return 0        # cancelled meanwhile; its callback cancels the source
-            if self.watching:
-                # Done now, so this link's cancellation check would be a
-                # no-op handle: drop it.
-                destination.remove_done_callback(self)
-            if source._state == ST_FINISHED and source._exception_value is None:
-                destination.set_result(source._result_value)
-            else:
-                copy_future_state(source, destination)
-        except Exception as exc:
-            self.bridge.loop.call_exception_handler({
-                "message": "Exception while completing an asyncio future"
-                           " from its fastfutures future",
-                "exception": exc,
-                "future": destination,
-            })
-        return 0
-
+        return deliver(self.bridge, self.source, self.destination, self if self.watching else None)
 
     cdef int watch(self) except -1:
-        """On the loop thread: what chaining does to the destination, late.
-        A destination cancelled meanwhile cancels the source now (no later
-        than the check asyncio schedules on cancellation would); a destination still waiting on a running source gets the
-        check as a done-callback."""
+        """On the loop thread, for a fresh call still running: watch the
+        destination, or cancel the source if it was cancelled meanwhile."""
         cdef object destination = self.destination
         try:
-            if destination.done():
-                if destination.cancelled():
-                    self.source.cancel()
-            elif self.source._state < ST_CANCELLED:
+            if not destination.done():
                 destination.add_done_callback(self, context=self.bridge.watch_context)
                 self.watching = True
-            # else: completed, queued for the next drain.
+            elif destination.cancelled():
+                self.source.cancel()
         except Exception as exc:
             self.bridge.loop.call_exception_handler({
                 "message": "Exception while chaining an asyncio future"
@@ -234,6 +269,31 @@ cdef class Link:
                 "future": destination,
             })
         return 0
+
+
+cdef int deliver(LoopBridge bridge, FutureCore source, object destination,
+                 Link watching) except -1:
+    """On the loop thread: copy the source's outcome to the destination;
+    ``watching``: the Link that is a done-callback of the destination."""
+    try:
+        if destination.done():
+            return 0        # cancelled meanwhile; its callback cancels the source
+        if watching is not None:
+            # Done now, so the link's cancellation check would be a no-op
+            # handle: drop it.
+            destination.remove_done_callback(watching)
+        if source._state == ST_FINISHED and source._exception_value is None:
+            destination.set_result(source._result_value)
+        else:
+            copy_future_state(source, destination)
+    except Exception as exc:
+        bridge.loop.call_exception_handler({
+            "message": "Exception while completing an asyncio future"
+                       " from its fastfutures future",
+            "exception": exc,
+            "future": destination,
+        })
+    return 0
 
 
 cdef Link new_link(LoopBridge bridge, FutureCore source, object destination):
@@ -298,9 +358,9 @@ def wrap_future(future, *, loop=None):
 
 cdef class RunInExecutor:
     """``loop.run_in_executor`` of one asyncio loop (BaseEventLoop's), with
-    its checks and errors, without its Python frame; the chain of a call
-    submitted to a fastfutures thread pool watches its asyncio future from
-    the next drain on (see the module's docstring).  Anything out of the
+    its checks and errors, without its Python frame; a call submitted to a
+    fastfutures thread pool's own submit() is a fresh call (see the module's
+    docstring).  Anything out of the
     ordinary (debug mode, a closed loop or one whose executor was shut down,
     no default executor yet, the bridge uninstalled, run_in_executor patched
     on the class) goes to asyncio's own method."""
@@ -317,7 +377,6 @@ cdef class RunInExecutor:
     def __call__(self, executor, func, *args):
         cdef object loop = self.loop
         cdef object source, destination
-        cdef Link link
         if (type(loop).run_in_executor is not self.loop_run_in_executor
                 or asyncio_futures.wrap_future is not wrap_future
                 or loop._closed or loop._debug
@@ -338,10 +397,7 @@ cdef class RunInExecutor:
             # drain scheduled from here.
             link_futures(<FutureCore>source, destination)
             return destination
-        link = new_link(self.bridge, <FutureCore>source, destination)
-        self.bridge.outstanding += 1
-        (<FutureCore>source).add_done_callback(link)
-        self.bridge.watch_from_next_drain(link)
+        self.bridge.add_fresh(<FutureCore>source, destination)
         return destination
 
 
