@@ -390,6 +390,28 @@ def test_loop_closed_before_completions_arrive(new_loop, setup, cf, loop_errors)
     assert loop_errors() == []
 
 
+def test_bursts_larger_than_a_drain_while_calls_keep_coming(run):
+    # The bridge takes a burst of fresh calls a slice per drain; calls made
+    # meanwhile queue behind them.  Every result arrives, in its own future,
+    # cancelled calls aside.
+    async def main():
+        loop = asyncio.get_running_loop()
+        futures = [loop.run_in_executor(None, pow, 2, i % 50) for i in range(10_000)]
+        for _ in range(20):
+            futures.extend(loop.run_in_executor(None, pow, 3, i % 50) for i in range(500))
+            futures[len(futures) - 7].cancel()
+            await asyncio.sleep(0)
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        return [type(r).__name__ if isinstance(r, BaseException) else r for r in results]
+
+    expected = [2 ** (i % 50) for i in range(10_000)]
+    for round_no in range(20):
+        batch = [3 ** (i % 50) for i in range(500)]
+        batch[-7] = "CancelledError"
+        expected.extend(batch)
+    assert run(main) == expected
+
+
 def test_calls_made_before_the_loop_runs(new_loop, setup):
     loop = new_loop()
     setup(loop)

@@ -47,15 +47,21 @@ cdef object base_create_future = BaseEventLoop.create_future
 cdef object base_run_in_executor = BaseEventLoop.run_in_executor
 cdef object core_submit = ThreadPoolCore.__dict__["submit"]
 
+# How many fresh calls one drain takes at most (see take_fresh_calls).
+cdef Py_ssize_t FRESH_PER_DRAIN = 1024
+
+
 cdef class LoopBridge:
-    """One loop's queue of completed links, drained on the loop's thread."""
+    """One loop's queue of completed links and fresh calls, drained on the
+    loop's thread."""
 
     cdef object loop
     cdef object call_soon_threadsafe
     cdef object drain_handle_callback   # self.drain, bound once
     cdef list pending                   # Links whose source is done, oldest first
-    cdef list fresh_sources             # fresh calls made since the last drain (loop thread only)
+    cdef list fresh_sources             # fresh calls, oldest first (loop thread only)
     cdef list fresh_destinations        # ... and their asyncio futures, in step
+    cdef Py_ssize_t fresh_taken         # how many of them drains have taken
     cdef object watch_context           # the context the Links of fresh calls watch in
     cdef int drain_scheduled            # an int: a spinning loop thread reads it without the GIL
     cdef Py_ssize_t outstanding         # chained links not yet delivered (loop thread only)
@@ -120,9 +126,14 @@ cdef class LoopBridge:
             return False
         self.loop_closed = True
         self.pending = []
+        self.forget_fresh()
+        return True
+
+    cdef int forget_fresh(self) except -1:
         self.fresh_sources = []
         self.fresh_destinations = []
-        return True
+        self.fresh_taken = 0
+        return 0
 
     def drain(self):
         """Deliver every queued completion, then take the fresh calls made
@@ -145,29 +156,45 @@ cdef class LoopBridge:
                 # the rest, from the link it interrupted on, waits for the
                 # next drain (deliver() skips a destination already done).
                 self.requeue(batch[i:])
-        batch = self.fresh_sources
-        destinations = self.fresh_destinations
-        n = PyList_GET_SIZE(batch)
-        if n == 0:
-            return
-        self.fresh_sources = []
-        self.fresh_destinations = []
-        self.outstanding -= n
-        i = 0
+        self.take_fresh_calls()
+
+    cdef int take_fresh_calls(self) except -1:
+        """Take the next FRESH_PER_DRAIN fresh calls, oldest first; a drain
+        for the rest is scheduled (after the handles this one scheduled:
+        the loop runs those first, so a burst never has more than that many
+        waiting in the ready queue -- a handle is an object for the cyclic
+        GC, and 100k of them at once cost full collections)."""
+        cdef list sources = self.fresh_sources
+        cdef list destinations = self.fresh_destinations
+        cdef Py_ssize_t n = PyList_GET_SIZE(sources)
+        cdef Py_ssize_t i = self.fresh_taken
+        cdef Py_ssize_t end = min(n, i + FRESH_PER_DRAIN)
+        if i == n:
+            return 0
+        self.outstanding -= end - i
         try:
-            while i < n:
-                self.take_fresh(<FutureCore>PyList_GET_ITEM(batch, i),
+            while i < end:
+                self.take_fresh(<FutureCore>PyList_GET_ITEM(sources, i),
                                 <object>PyList_GET_ITEM(destinations, i))
                 i += 1
         finally:
-            if i < n:
-                # As above: the rest waits for the next drain (take_fresh()
-                # again on the one it interrupted is harmless).
-                self.outstanding += n - i
-                self.fresh_sources = batch[i:] + self.fresh_sources
-                self.fresh_destinations = destinations[i:] + self.fresh_destinations
+            # Also when a BaseException escapes: the rest, from the call it
+            # interrupted on (taking it again is harmless), waits for the
+            # next drain.
+            self.outstanding += end - i
+            if i == n and sources is self.fresh_sources:
+                self.forget_fresh()
+            else:
+                if i > FRESH_PER_DRAIN * 4 and i * 2 > n and sources is self.fresh_sources:
+                    # Calls keep coming faster than drains take them: drop
+                    # the taken ones now and then rather than hold them all.
+                    del sources[:i]
+                    del destinations[:i]
+                    i = 0
+                self.fresh_taken = i
                 if not self.drain_scheduled and not self.loop_closed:
                     self.schedule_from_loop_thread()
+        return 0
 
     cdef int add_fresh(self, FutureCore source, object destination) except -1:
         """On the loop thread, its loop running here or not yet: chain a
@@ -360,10 +387,10 @@ cdef class RunInExecutor:
     """``loop.run_in_executor`` of one asyncio loop (BaseEventLoop's), with
     its checks and errors, without its Python frame; a call submitted to a
     fastfutures thread pool's own submit() is a fresh call (see the module's
-    docstring).  Anything out of the
-    ordinary (debug mode, a closed loop or one whose executor was shut down,
-    no default executor yet, the bridge uninstalled, run_in_executor patched
-    on the class) goes to asyncio's own method."""
+    docstring).  Anything out of the ordinary (debug mode, a closed loop or
+    one whose executor was shut down, no default executor yet, the bridge
+    uninstalled, run_in_executor patched on the class) goes to asyncio's own
+    method."""
 
     cdef object loop
     cdef LoopBridge bridge
@@ -393,8 +420,8 @@ cdef class RunInExecutor:
                 or "submit" in getattr(executor, "__dict__", ())
                 or not runs_in_this_thread(loop)):
             # A submit() of its own may have handed the future to others; a
-            # loop running in another thread (or not yet) would not see a
-            # drain scheduled from here.
+            # loop running in another thread would not wake up for a drain
+            # scheduled from here (call_soon).
             link_futures(<FutureCore>source, destination)
             return destination
         self.bridge.add_fresh(<FutureCore>source, destination)
