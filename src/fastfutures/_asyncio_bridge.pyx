@@ -62,6 +62,7 @@ cdef class LoopBridge:
     cdef list fresh_sources             # fresh calls, oldest first (loop thread only)
     cdef list fresh_destinations        # ... and their asyncio futures, in step
     cdef Py_ssize_t fresh_taken         # how many of them drains have taken
+    cdef bint select_takes_fresh        # the loop's SpinningSelect takes them, no drain needed
     cdef object watch_context           # the context the Links of fresh calls watch in
     cdef int drain_scheduled            # an int: a spinning loop thread reads it without the GIL
     cdef Py_ssize_t outstanding         # chained links not yet delivered (loop thread only)
@@ -163,19 +164,21 @@ cdef class LoopBridge:
         for the rest is scheduled (after the handles this one scheduled:
         the loop runs those first, so a burst never has more than that many
         waiting in the ready queue -- a handle is an object for the cyclic
-        GC, and 100k of them at once cost full collections)."""
+        GC, and 100k of them at once cost full collections).  Returns
+        whether it left the loop something to do: handles, or calls."""
         cdef list sources = self.fresh_sources
         cdef list destinations = self.fresh_destinations
         cdef Py_ssize_t n = PyList_GET_SIZE(sources)
         cdef Py_ssize_t i = self.fresh_taken
         cdef Py_ssize_t end = min(n, i + FRESH_PER_DRAIN)
+        cdef int delivered = 0
         if i == n:
             return 0
         self.outstanding -= end - i
         try:
             while i < end:
-                self.take_fresh(<FutureCore>PyList_GET_ITEM(sources, i),
-                                <object>PyList_GET_ITEM(destinations, i))
+                delivered |= self.take_fresh(<FutureCore>PyList_GET_ITEM(sources, i),
+                                             <object>PyList_GET_ITEM(destinations, i))
                 i += 1
         finally:
             # Also when a BaseException escapes: the rest, from the call it
@@ -194,11 +197,12 @@ cdef class LoopBridge:
                 self.fresh_taken = i
                 if not self.drain_scheduled and not self.loop_closed:
                     self.schedule_from_loop_thread()
-        return 0
+        return delivered or end < n
 
     cdef int add_fresh(self, FutureCore source, object destination) except -1:
         """On the loop thread, its loop running here or not yet: chain a
-        fresh call; the next drain (scheduled now if need be) takes it."""
+        fresh call; the loop's next select() takes it (SpinningSelect), or
+        else the next drain (scheduled now if need be)."""
         if source._state < ST_CANCELLED and source._callback0 is None:
             # Its done-callback, set here rather than by add_done_callback(),
             # which would also put the future in the cyclic GC: its only
@@ -215,14 +219,15 @@ cdef class LoopBridge:
         self.fresh_sources.append(source)
         self.fresh_destinations.append(destination)
         self.outstanding += 1
-        if not self.drain_scheduled:
+        if not self.select_takes_fresh and not self.drain_scheduled:
             # A completing thread that finds the flag set only queues: the
             # drain scheduled here delivers what it queued too.
             self.schedule_from_loop_thread()
         return 0
 
     cdef int take_fresh(self, FutureCore source, object destination) except -1:
-        """In the drain: deliver a fresh call that has completed; give one
+        """In the drain: deliver a fresh call that has completed (returns 1);
+        give one
         still running a Link, which from now on is the done-callback of its
         source and watches its asyncio future -- what chaining does at once,
         done late: a future cancelled meanwhile cancels the source now, no
@@ -242,7 +247,7 @@ cdef class LoopBridge:
                 link.watch()
                 return 0
         deliver(self, source, destination, None)
-        return 0
+        return 1
 
     cdef int requeue(self, list links) except -1:
         self.outstanding += PyList_GET_SIZE(links)
@@ -469,6 +474,13 @@ cdef class SpinningSelect:
     def __call__(self, timeout=None):
         cdef LoopBridge bridge = self.bridge
         cdef double deadline
+        if bridge.fresh_taken < PyList_GET_SIZE(bridge.fresh_sources):
+            # The fresh calls made since the last poll, taken here rather
+            # than by a drain handle: one loop pass less per call for calls
+            # awaited one after another (their futures' callbacks are
+            # scheduled now, and run in this pass).
+            if bridge.take_fresh_calls():
+                timeout = 0
         if bridge.drain_scheduled and timeout != 0:
             # The loop only blocks with an empty ready queue, so the drain
             # is not in it: a KeyboardInterrupt landed between the loop
@@ -507,4 +519,5 @@ def spin_before_select(loop, double spin_seconds=DEFAULT_SPIN_SECONDS):
         return False
     if type(select) is not SpinningSelect:
         selector.select = SpinningSelect(select, bridge_of(loop), spin_seconds)
+    (<LoopBridge>bridge_of(loop)).select_takes_fresh = True
     return True
