@@ -16,10 +16,10 @@ install() also gives asyncio's own loops a compiled ``run_in_executor``
 (RunInExecutor).  The future it gets from a fastfutures pool's submit() is
 seen by nobody else, so such a "fresh" call needs no Link at first: its
 source's done-callback is the bridge itself (which does nothing), and the
-next drain, scheduled when the call is made, delivers it if it has
-completed by then -- in a burst of calls most have -- or else gives it a
-Link then, which also starts watching the asyncio future for cancellation
-from then on.  A delivered fresh call costs no object of the bridge's, and
+loop's next pass (SpinningSelect before it polls, or else a drain scheduled
+when the call is made) delivers it if it has completed by then -- in a
+burst of calls most have -- or else gives it a Link then, which also starts
+watching the asyncio future for cancellation from then on.  A delivered fresh call costs no object of the bridge's, and
 its asyncio future keeps the caller's callback inline (asyncio allocates a
 list, a tuple and a context copy for a second callback).
 
