@@ -217,6 +217,37 @@ def test_cancelling_the_task_cancels_a_queued_call(run):
     assert ran == []
 
 
+def test_cancelling_in_the_same_loop_iteration_cancels_queued_calls(run):
+    # Cancelled before the loop runs anything else: asyncio's check runs on
+    # the next iteration, the bridge's first look at the calls too.
+    started, release = threading.Event(), threading.Event()
+    ran = []
+
+    def blocker():
+        started.set()
+        release.wait(TIMEOUT)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        first = loop.run_in_executor(None, blocker)
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        queued = [loop.run_in_executor(None, ran.append, i) for i in range(10)]
+        for future in queued:
+            future.cancel()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        release.set()
+        await first
+        return [future.cancelled() for future in queued]
+
+    try:
+        assert run(main, workers=1) == [True] * 10
+    finally:
+        release.set()
+    assert ran == []
+
+
 def test_cancelling_a_running_call_lets_it_finish(run, loop_errors):
     started, release = threading.Event(), threading.Event()
     finished = []
@@ -349,6 +380,62 @@ def test_loop_closed_before_completions_arrive(new_loop, setup, cf, loop_errors)
         return [loop.run_in_executor(executor, make) for _ in range(8)]
 
     futures = loop.run_until_complete(start())
+    loop.close()
+    release.set()
+    executor.shutdown(wait=True)
+    assert not any(f.done() for f in futures)
+    del futures
+    gc.collect()
+    assert len(alive) == 8 and all(ref() is None for ref in alive)
+    assert loop_errors() == []
+
+
+def test_bursts_larger_than_a_drain_while_calls_keep_coming(run):
+    # The bridge takes a burst of fresh calls a slice per drain; calls made
+    # meanwhile queue behind them.  Every result arrives, in its own future,
+    # cancelled calls aside.
+    async def main():
+        loop = asyncio.get_running_loop()
+        futures = [loop.run_in_executor(None, pow, 2, i % 50) for i in range(10_000)]
+        for _ in range(20):
+            futures.extend(loop.run_in_executor(None, pow, 3, i % 50) for i in range(500))
+            futures[len(futures) - 7].cancel()
+            await asyncio.sleep(0)
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        return [type(r).__name__ if isinstance(r, BaseException) else r for r in results]
+
+    expected = [2 ** (i % 50) for i in range(10_000)]
+    for round_no in range(20):
+        batch = [3 ** (i % 50) for i in range(500)]
+        batch[-7] = "CancelledError"
+        expected.extend(batch)
+    assert run(main) == expected
+
+
+def test_calls_made_before_the_loop_runs(new_loop, setup):
+    loop = new_loop()
+    setup(loop)
+    futures = [loop.run_in_executor(None, pow, 2, i) for i in range(100)]
+    results = loop.run_until_complete(asyncio.wait_for(asyncio.gather(*futures), TIMEOUT))
+    assert results == [2 ** i for i in range(100)]
+    loop.close()
+
+
+def test_loop_closed_before_it_ever_ran(new_loop, setup, cf, loop_errors):
+    # Calls made on a loop that closes without running: nothing delivered,
+    # nothing logged, nothing kept alive.
+    loop = new_loop()
+    executor = setup(loop)
+    release = threading.Event()
+    alive = []
+
+    def make():
+        release.wait(TIMEOUT)
+        payload = Payload()
+        alive.append(weakref.ref(payload))
+        return payload
+
+    futures = [loop.run_in_executor(executor, make) for _ in range(8)]
     loop.close()
     release.set()
     executor.shutdown(wait=True)
@@ -608,6 +695,25 @@ def test_install_and_uninstall_replace_and_restore_asyncios_functions():
     assert not ffasyncio.installed()
     assert (asyncio.futures._chain_future, asyncio.futures.wrap_future,
             asyncio.wrap_future) == originals
+
+
+def test_run_in_executor_patched_on_the_loop_class_after_install(cf, setup, monkeypatch):
+    # Instrumentation that wraps asyncio's method later still sees every call.
+    loop = asyncio.new_event_loop()
+    try:
+        setup(loop)
+        calls = []
+        original = asyncio.BaseEventLoop.run_in_executor
+
+        def traced(self, executor, func, *args):
+            calls.append(func)
+            return original(self, executor, func, *args)
+        monkeypatch.setattr(asyncio.BaseEventLoop, "run_in_executor", traced)
+        future = loop.run_in_executor(None, pow, 2, 5)
+        assert loop.run_until_complete(asyncio.wait_for(future, TIMEOUT)) == 32
+        assert calls == [pow]
+    finally:
+        loop.close()
 
 
 def test_install_without_a_running_loop():

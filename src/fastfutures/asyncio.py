@@ -99,6 +99,7 @@ def install(loop=None, executor=None):
     _engage()
     if _asyncio_bridge is not None:
         _asyncio_bridge.spin_before_select(loop)
+        _asyncio_bridge.bridge_run_in_executor(loop)
     return executor
 
 
