@@ -750,3 +750,77 @@ def test_install_twice_keeps_the_executor_it_made():
         assert asyncio.run(asyncio.wait_for(main(), TIMEOUT)).startswith("asyncio_")
     finally:
         ffasyncio.uninstall()
+
+
+# -- found in review of the compiled run_in_executor -------------------------------
+
+def raise_stop_iteration():
+    raise StopIteration     # set_exception(StopIteration) is a TypeError in asyncio
+
+
+def test_call_made_while_calls_are_delivered(new_loop, setup):
+    """A call made by Python code that runs while completions are delivered
+    (here the loop's exception handler) completes too."""
+    loop = new_loop()
+    setup(loop)
+    from_handler = []
+
+    def handler(loop, context):
+        if not from_handler:
+            from_handler.append(loop.run_in_executor(None, pow, 2, 10))
+    loop.set_exception_handler(handler)
+
+    async def main():
+        failing = loop.run_in_executor(None, raise_stop_iteration)
+        while not from_handler:
+            await asyncio.sleep(0.001)
+        del failing
+        return await asyncio.wait_for(from_handler[0], TIMEOUT)
+    assert loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT)) == 1024
+
+
+@pytest.mark.parametrize("loop_runs_first", [False, True])
+def test_results_let_go_when_the_loop_closes(new_loop, setup, loop_runs_first):
+    """Calls that completed before loop.close() and were never awaited: their
+    results are let go with the loop's ready handles, also while the closed
+    loop object is kept."""
+    loop = new_loop()
+    executor = setup(loop)
+    alive = []
+    made = threading.Event()
+
+    def make():
+        payload = Payload()
+        alive.append(weakref.ref(payload))
+        if len(alive) == 8:
+            made.set()
+        return payload
+
+    def start():
+        for _ in range(8):
+            loop.run_in_executor(None, make)
+
+    async def start_in_loop():
+        start()
+    if loop_runs_first:
+        loop.run_until_complete(start_in_loop())
+    else:
+        start()
+    assert made.wait(TIMEOUT)
+    executor.shutdown(wait=True)
+    loop.close()
+    gc.collect()
+    assert len(alive) == 8 and all(ref() is None for ref in alive)
+
+
+def test_run_in_executor_argument_errors_are_asyncios(new_loop, setup):
+    loop = new_loop()
+    setup(loop)
+    with pytest.raises(TypeError) as missing:
+        loop.run_in_executor(None)
+    with pytest.raises(TypeError) as keyword:
+        loop.run_in_executor(None, pow, 2, x=3)
+    if isinstance(loop, asyncio.BaseEventLoop):
+        assert "run_in_executor() missing 1 required positional argument: 'func'" \
+            in str(missing.value)
+        assert "run_in_executor() got an unexpected keyword argument 'x'" in str(keyword.value)

@@ -83,9 +83,9 @@ cdef class LoopBridge:
         self.watch_context = contextvars.Context()
 
     def __call__(self, source):
-        """The done-callback of a fresh call's source (any thread): the drain
-        scheduled when the call was made looks at it.  Unless the loop was
-        closed meanwhile: that drain never runs."""
+        """The done-callback of a fresh call's source (any thread): nothing
+        to do, the loop's next pass looks at it (see add_fresh).  Unless the
+        loop was closed meanwhile: that pass never comes."""
         if not self.loop_closed and self.loop._closed:     # a BaseEventLoop
             self.forget_if_closed()
 
@@ -141,7 +141,6 @@ cdef class LoopBridge:
         since the last drain (a loop callback)."""
         cdef list fresh = []            # allocated first: may let other threads in
         cdef list batch = self.pending
-        cdef list destinations
         cdef Py_ssize_t n, i = 0
         self.pending = fresh
         self.drain_scheduled = False
@@ -185,7 +184,11 @@ cdef class LoopBridge:
             # interrupted on (taking it again is harmless), waits for the
             # next drain.
             self.outstanding += end - i
-            if i == n and sources is self.fresh_sources:
+            if sources is not self.fresh_sources:
+                pass        # forgotten meanwhile: the loop was closed
+            elif i == PyList_GET_SIZE(sources):
+                # (Re-read: delivering runs Python code -- an exception
+                # handler, a finalizer -- which may have made more calls.)
                 self.forget_fresh()
             else:
                 if i > FRESH_PER_DRAIN * 4 and i * 2 > n and sources is self.fresh_sources:
@@ -341,6 +344,9 @@ cdef object bridge_of(object loop):
     if bridge is None:
         bridge = LoopBridge(loop)
         loop._fastfutures_bridge = bridge
+        # What close() would drop with the loop's ready handles -- queued
+        # completions, fresh calls, their results -- goes with it here too.
+        loop.close = CloseLoop(loop, bridge)
     return bridge
 
 
@@ -406,9 +412,15 @@ cdef class RunInExecutor:
         self.bridge = bridge
         self.loop_run_in_executor = type(loop).run_in_executor
 
-    def __call__(self, executor, func, *args):
+    def __call__(self, *args, **kwargs):
         cdef object loop = self.loop
-        cdef object source, destination
+        cdef object source, destination, executor, func
+        if kwargs or len(args) < 2:
+            # asyncio's own signature errors (and keyword arguments).
+            return type(loop).run_in_executor(loop, *args, **kwargs)
+        executor = args[0]
+        func = args[1]
+        args = args[2:]
         if (type(loop).run_in_executor is not self.loop_run_in_executor
                 or asyncio_futures.wrap_future is not wrap_future
                 or loop._closed or loop._debug
@@ -451,6 +463,26 @@ def bridge_run_in_executor(loop):
     return True
 
 
+cdef class CloseLoop:
+    """``loop.close`` of a loop with a bridge: the loop's own, then the
+    completions and fresh calls it will never deliver are let go (as close()
+    drops the loop's ready handles), with their results."""
+
+    cdef object loop
+    cdef LoopBridge bridge
+
+    def __cinit__(self, loop, LoopBridge bridge):
+        self.loop = loop
+        self.bridge = bridge
+
+    def __call__(self):
+        try:
+            return type(self.loop).close(self.loop)
+        finally:
+            if self.loop.is_closed():
+                self.bridge.forget_if_closed()
+
+
 # How long a loop spins for a completion before it blocks in select().  About
 # three times a to_thread() round trip on a small machine: long enough to
 # catch the next completion of a steady stream, short enough that the I/O
@@ -474,6 +506,9 @@ cdef class SpinningSelect:
     def __call__(self, timeout=None):
         cdef LoopBridge bridge = self.bridge
         cdef double deadline
+        # From now on fresh calls need no drain: this takes them, each pass.
+        # (Not before: a loop whose pass never calls select() would never.)
+        bridge.select_takes_fresh = True
         if bridge.fresh_taken < PyList_GET_SIZE(bridge.fresh_sources):
             # The fresh calls made since the last poll, taken here rather
             # than by a drain handle: one loop pass less per call for calls
@@ -519,5 +554,4 @@ def spin_before_select(loop, double spin_seconds=DEFAULT_SPIN_SECONDS):
         return False
     if type(select) is not SpinningSelect:
         selector.select = SpinningSelect(select, bridge_of(loop), spin_seconds)
-    (<LoopBridge>bridge_of(loop)).select_takes_fresh = True
     return True
