@@ -758,9 +758,27 @@ def raise_stop_iteration():
     raise StopIteration     # set_exception(StopIteration) is a TypeError in asyncio
 
 
+def _delivering_stop_iteration_fails():
+    # Some asyncio versions' _copy_future_state pass a StopIteration on, which
+    # set_exception() refuses (TypeError: the loop's exception handler runs);
+    # newer ones convert it to RuntimeError.
+    loop = asyncio.new_event_loop()
+    try:
+        source = concurrent.futures.Future()
+        source.set_exception(StopIteration())
+        asyncio.futures._copy_future_state(source, loop.create_future())
+        return False
+    except TypeError:
+        return True
+    finally:
+        loop.close()
+
+
 def test_call_made_while_calls_are_delivered(new_loop, setup):
     """A call made by Python code that runs while completions are delivered
     (here the loop's exception handler) completes too."""
+    if not _delivering_stop_iteration_fails():
+        pytest.skip("this asyncio delivers a StopIteration as RuntimeError: no handler call")
     loop = new_loop()
     setup(loop)
     from_handler = []
