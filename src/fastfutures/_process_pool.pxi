@@ -795,10 +795,7 @@ cdef class PoolCore:
             if cause_text is not None:
                 error.__cause__ = _RemoteTraceback(cause_text)
             try:
-                if not future.done():
-                    future.set_exception(error)
-            except InvalidStateError:
-                pass    # cancelled meanwhile
+                fail(future, error)
             except BaseException as exc:
                 callback_error = callback_error or exc
         stop_links(workers)

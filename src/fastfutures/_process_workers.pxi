@@ -190,10 +190,9 @@ cdef class Link:
         return requests
 
     cdef inline int take_slot(self) noexcept:
-        """A free claim slot, offered.  Only when can_take(): fewer than
-        MAX_IN_FLIGHT calls in flight, so one is free."""
+        """A free claim slot, offered.  Only when can_take()."""
         cdef int slot = 0
-        FF_ASSERT(self.can_take() and self.free_slots != 0)
+        FF_ASSERT(self.can_take())       # so a slot is free
         while not (self.free_slots >> slot) & 1:
             slot += 1
         self.free_slots &= ~(<uint64_t>1 << slot)
