@@ -34,7 +34,8 @@ cdef class Scheduler:
     of its claim slot (the one cancel() uses), and placed elsewhere.
 
     - How far ahead: MAX_IN_FLIGHT calls per worker while calls are short
-      (mean run time <= SHORT_CALL_SECONDS, measured from the replies),
+      (mean run time <= SHORT_CALL_SECONDS, measured by the workers and read
+      with the replies; a stall counts as a run at least that long),
       READ_AHEAD_LONG otherwise.
     - Stalled: a worker whose current call has run longer than
       max(STALL_MIN_SECONDS, STALL_MEAN_FACTOR x the mean) gets no new call
@@ -62,6 +63,13 @@ cdef class Scheduler:
         else:
             self.mean_run += (seconds - self.mean_run) * 0.125
         self.read_ahead = MAX_IN_FLIGHT if self.mean_run <= SHORT_CALL_SECONDS else READ_AHEAD_LONG
+
+    cdef inline void note_stall(self, double seconds) noexcept:
+        """A call has run ``seconds`` and goes on: calls are long now, whatever
+        the mean said (a kill leaves no reply to measure)."""
+        if seconds > self.mean_run:
+            self.mean_run = seconds
+            self.read_ahead = MAX_IN_FLIGHT if seconds <= SHORT_CALL_SECONDS else READ_AHEAD_LONG
 
     cdef inline double stall_after(self) noexcept:
         return max(STALL_MIN_SECONDS, STALL_MEAN_FACTOR * self.mean_run)
@@ -111,8 +119,9 @@ cdef class Scheduler:
             if left > 0:
                 next_check = earliest(next_check, left)
                 continue
-            if link.claims.is_ready():
+            if link.claims.is_ready() and not link.stalled:
                 link.stalled = True
+                self.note_stall(now - since)
             if link.has_unclaimed():
                 if candidates is None:
                     candidates = []
