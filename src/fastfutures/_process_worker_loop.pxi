@@ -30,6 +30,9 @@ cdef class WorkerLoop:
         cdef ffm_header h
         cdef bint got
         cdef object payload, buffers
+        # Started (its initializer succeeded): the parent's scheduler may
+        # now move calls here that wait behind a long one elsewhere.
+        ffr_wake_fd(self.outbox._peer_wake_fd)
         while True:
             p = ffr_peek(inbox._ctl, inbox._data, inbox._cap, &n, &consumed)
             if p == NULL:
