@@ -155,12 +155,7 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
         self.worker_args = (initializer, initargs, max_tasks_per_child)
         self.executor_ref = weakref.ref(executor)
         self.result_thread = None
-        self.wake_read, self.wake_write = _shm_platform.wake_pipe()
-        self.set_wake_fds(self.wake_read, self.wake_write)
-        self.wake_closed = False
-        # Reentrant: wake() also runs from a weakref callback, i.e. from the
-        # garbage collector, possibly inside a wake() of the same thread.
-        self.wake_lock = threading.RLock()
+        self.set_wake_pipe(*_shm_platform.wake_pipe())
         _live_cores.add(self)
 
     def spawn_worker(self):
@@ -181,34 +176,17 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
         self.result_thread = thread
         _result_threads.add(thread)
 
-    def wake(self):
-        with self.wake_lock:
-            if not self.wake_closed:
-                try:
-                    os.write(self.wake_write, b"\0")
-                except BlockingIOError:
-                    pass
-
-    def close_wake_pipe(self):
-        with self.wake_lock:
-            if not self.wake_closed:
-                self.wake_closed = True
-                os.close(self.wake_read)
-                os.close(self.wake_write)
-
     def after_fork_in_child(self):
         # Locks held by the parent's other threads stay held in the child.
-        self.wake_lock = threading.RLock()
         executor = self.executor_ref()
         if executor is not None:
             executor._shutdown_lock = threading.Lock()
-        if self.forked():
-            self.close_wake_pipe()      # the parent's pipe: never wake its thread
-        elif not self.wake_closed:
-            os.close(self.wake_read)
-            os.close(self.wake_write)
-            self.wake_read, self.wake_write = _shm_platform.wake_pipe()
-            self.set_wake_fds(self.wake_read, self.wake_write)
+        # The parent's pipe: never wake its thread.  A pool never started
+        # (nor shut down) stays usable with a pipe of its own.
+        had_pipe = self.has_wake_pipe
+        self.close_wake_pipe()
+        if not self.forked() and had_pipe:
+            self.set_wake_pipe(*_shm_platform.wake_pipe())
 
 
 class _ResultThread(threading.Thread):
