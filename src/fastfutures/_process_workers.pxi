@@ -53,6 +53,10 @@ cdef class WorkerHandle:
         return (f"<WorkerHandle pid={self.process.pid} state={self.state} "
                 f"in_flight={self.in_flight}>")
 
+    @property
+    def state_name(self):
+        return WORKER_STATE_NAMES[self.state]
+
     def debug_state(self):
         """Its state, slots and calls, for tests and debugging."""
         cdef int slot
@@ -389,6 +393,28 @@ cdef class WorkerHandle:
                     and (first is None or call.task_id < first.task_id)):
                 first = call
         return first
+
+
+def _apply_transition(WorkerHandle worker, str name):
+    """Tests only (tests/test_process_internals.py): apply one transition
+    of the worker state machine by name; returns what it returned."""
+    if name == "served":
+        worker.served()
+    elif name == "retire":
+        worker.retire()
+    elif name == "hold":
+        return worker.hold()
+    elif name == "release_hold":
+        worker.release_hold()
+    elif name == "start_dying":
+        return worker.start_dying(ff_monotonic() + 60)
+    elif name == "tell_to_leave":
+        return worker.tell_to_leave()
+    elif name == "bury":
+        worker.bury()
+    else:
+        raise ValueError(name)
+    return None
 
 
 cdef object task_id_of(Call call):
