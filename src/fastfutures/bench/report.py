@@ -373,7 +373,8 @@ def _split(values):
     return [part for value in values or () for part in value.split(",") if part]
 
 
-def parse_args(argv):
+def build_parser():
+    """The command line's parser (the docs print its --help)."""
     parser = argparse.ArgumentParser(
         prog="python -m fastfutures",
         description="Compare fastfutures with concurrent.futures on this machine.")
@@ -402,6 +403,11 @@ def parse_args(argv):
                         help="give up (print every thread's stack, exit 1) when one"
                              " measurement takes longer (default %d; 0: never)" % DEFAULT_TIMEOUT)
     parser.add_argument("--list", action="store_true", help="list the workloads and exit")
+    return parser
+
+
+def parse_args(argv):
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.repeat is None:
         args.repeat = 1 if args.quick else DEFAULT_REPEAT
