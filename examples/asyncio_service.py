@@ -85,7 +85,8 @@ def main(argv=None):
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             loop.close()
-        print("%s: %d requests answered, default executor from %s" % (name, answered, pool))
+        print("%s: %d requests answered, default executor from %s"
+              % (name, answered, pool))
 
 
 if __name__ == "__main__":

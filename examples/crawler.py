@@ -17,7 +17,8 @@ import fastfutures as futures          # was: import concurrent.futures as futur
 
 
 class Pages(http.server.BaseHTTPRequestHandler):
-    """/page/N answers N * 100 bytes (every 5th page after 50 ms); anything else is 404."""
+    """/page/N answers N * 100 bytes (every 5th page after 50 ms); anything
+    else is a 404."""
 
     def do_GET(self):
         kind, _, number = self.path.strip("/").partition("/")
@@ -81,7 +82,8 @@ def first_answer(urls):
     """The first page that arrives (wait(FIRST_COMPLETED)); the others are cancelled."""
     with futures.ThreadPoolExecutor(max_workers=len(urls)) as executor:
         fs = [executor.submit(load_url, url, 60) for url in urls]
-        done, not_done = futures.wait(fs, timeout=30, return_when=futures.FIRST_COMPLETED)
+        done, not_done = futures.wait(fs, timeout=30,
+                                      return_when=futures.FIRST_COMPLETED)
         for future in not_done:
             future.cancel()             # those still queued never run
         return done.pop().result(timeout=0)
@@ -110,7 +112,8 @@ def main(argv=None):
         print("first answer: %d bytes" % len(first_answer(urls[:4])))
         slow = "%s/page/5" % base        # answers after 50 ms
         page = with_deadline(slow, 0.001)
-        print("page 5 within 1 ms:", "timed out" if page is None else "%d bytes" % len(page))
+        print("page 5 within 1 ms:",
+              "timed out" if page is None else "%d bytes" % len(page))
     finally:
         server.shutdown()
         server.server_close()

@@ -61,7 +61,8 @@ def with_time_limits():
             stuck.result(timeout=30)
         except TaskTimeout as exc:      # a concurrent.futures.TimeoutError
             print("time limit:", exc)
-        return quick.result(timeout=30), executor.submit(slow_square, 5, 0).result(timeout=30)
+        after = executor.submit(slow_square, 5, 0)
+        return quick.result(timeout=30), after.result(timeout=30)
 
 
 def cancel_running_call():
@@ -82,9 +83,10 @@ def crash(how):
 
 
 def survive_worker_deaths():
-    """on_worker_death="replace": a worker that dies fails only its own call,
-    with WorkerDied (a BrokenProcessPool); the pool stays usable."""
-    with futures.ProcessPoolExecutor(max_workers=2, on_worker_death="replace") as executor:
+    """on_worker_death="replace": a worker that dies fails only its own
+    call, with WorkerDied (a BrokenProcessPool); the pool stays usable."""
+    with futures.ProcessPoolExecutor(max_workers=2,
+                                     on_worker_death="replace") as executor:
         for how in ("exit", "kill"):
             try:
                 executor.submit(crash, how).result(timeout=30)
