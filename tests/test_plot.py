@@ -26,7 +26,7 @@ def test_json_to_a_file_records_date_machine_and_versions(tmp_path):
     run = saved_run(tmp_path / "run.json")
     assert run["date"][:2] == "20" and "T" in run["date"]
     assert run["python"].startswith("CPython") and run["cpu_count"] >= 1
-    assert "cpu" in run and "platform" in run
+    assert "cpu" in run and "platform" in run and "load_average" in run
     assert set(run["libraries"]) >= {"loky", "anyio", "uvloop", "dask", "distributed"}
     ids = [entry["id"] for entry in run["results"]]
     assert ids == ["thread.future_cycle", "memory.pending_future", "memory.pending_task"]

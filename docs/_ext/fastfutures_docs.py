@@ -112,6 +112,8 @@ class ReferenceRunInfo(SphinxDirective):
             ("date", run.get("date")), ("fastfutures", run.get("fastfutures")),
             ("Python", run.get("python")), ("platform", run.get("platform")),
             ("CPU", "%s (%s CPUs)" % (run.get("cpu"), run.get("cpu_count"))),
+            ("load average at the start", " / ".join("%.1f" % x for x in run["load_average"])
+             if run.get("load_average") else "not recorded"),
             ("compared libraries", libraries),
             ("runs", "best of %s, implementations interleaved" % run.get("repeat")),
         ]

@@ -55,6 +55,8 @@ def describe(run):
     machine = "%s CPUs" % run.get("cpu_count")
     if run.get("cpu"):
         machine = "%s, %s" % (run["cpu"], machine)
+    if run.get("load_average"):
+        machine += ", load %.1f" % run["load_average"][0]
     parts = ["fastfutures %s" % run.get("fastfutures"), run.get("python"),
              machine, run.get("platform"), date or "date not recorded"]
     if run.get("quick"):

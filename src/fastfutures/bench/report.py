@@ -67,6 +67,9 @@ def environment():
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
+        # How busy the machine was when the run started (a shared machine
+        # inflates every column): the 1-, 5- and 15-minute load averages.
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "libraries": library_versions(),
         "fastfutures": None,
         "compiled": None,
