@@ -7,11 +7,17 @@ on every version.  Its futures are ``fastfutures.Future`` objects.
 
 How work travels (see _transport.py): each worker has a channel -- two
 shared-memory rings and a wake-up pipe per direction.  ``submit()`` pickles
-the call in the caller's thread and, when a worker has room, writes it
+the call in the caller's thread and, when a worker can take it, writes it
 straight into that worker's request ring; otherwise the work item waits in
-the pool's queue until a worker has fewer than ``MAX_IN_FLIGHT_PER_WORKER``
-tasks.  A call in a ring stays cancellable until the worker claims it (a
-compare-and-swap on the call's claim slot, see _shm_ring.h).  One result
+the pool's queue.  A call in a ring stays cancellable until the worker
+claims it (a compare-and-swap on the call's claim slot, see _shm_ring.h).
+
+Which worker, and how far ahead (the Scheduler, _process_scheduler.pxi): up
+to ``MAX_IN_FLIGHT_PER_WORKER`` short calls per worker, two when calls run
+long; a worker whose call runs long (at least 1 ms and twice the mean) is
+stalled: it gets no new call, and the calls waiting behind it are taken back
+through their claim slots and run on the other workers.  So a call waits
+only while every worker is busy, as in the stdlib.  One result
 thread per pool drains every reply ring, completes the futures, hands queued
 work to workers, and blocks in ``poll()`` on the reply wake-ups, the worker
 sentinels and its own wake-up pipe, so a dying worker is noticed at once.
