@@ -402,3 +402,29 @@ def test_replacement_process_handle(ff, tmp_path):
         assert not process.is_alive()
     finally:
         pool.shutdown(wait=True)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12),
+                    reason="Python 3.12+ warns about fork() in a multi-threaded process")
+def test_fork_warning_made_an_error_leaves_no_zygote_behind(ff, tmp_path):
+    """A running pool has a result thread, so forking its zygote late
+    (with_options()) warns; made an error, the warning reaches the caller
+    (as it would from the stdlib's own fork), and the zygote that os.fork()
+    made before warning is reaped."""
+    import warnings
+    pool = fork_pool(ff)
+    try:
+        assert pool.submit(get_pid).result(timeout=TIMEOUT)
+        before = resources.children()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            with pytest.raises(DeprecationWarning, match="multi-threaded"):
+                pool.with_options(timeout=0.2)
+        assert pool._core.zygote is None
+        assert resources.children() == before
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            limited = pool.with_options(timeout=0.2)
+        replace_worker(ff, pool, tmp_path, limited)
+    finally:
+        pool.shutdown(wait=True)

@@ -77,6 +77,7 @@ import socket
 import stat
 import struct
 import sys
+import time
 import traceback
 from multiprocessing import connection
 
@@ -92,8 +93,10 @@ _REQUEST_FDS = 5
 # On the status pipe: the pid (> 0), or -errno when the fork failed; then,
 # once the child is reaped, its exit code as multiprocessing gives it.
 _STATUS = struct.Struct("<q")
-# The first message: the inode of the pipe whose write end the zygote holds
-# for as long as it lives (multiprocessing's sentinel of it).
+# The first messages: from the zygote its pid; to it, the inode of the pipe
+# whose write end it holds for as long as it lives (multiprocessing's
+# sentinel of it).
+_PID = struct.Struct("<q")
 _INODE = struct.Struct("<Q")
 # The exit code reported when the zygote vanished before reporting one (the
 # value multiprocessing's forkserver uses when it loses track of a child).
@@ -119,16 +122,24 @@ class Zygote:
             self.process = mp_context.Process(
                 target=_zygote_main, name="fastfutures-zygote",
                 args=(zygote_end, parent_end, mp_context, worker_args))
-            self.process.start()
+            try:
+                self.process.start()
+            except Warning:
+                # os.fork() warns after the child exists (Python 3.12+, a
+                # multi-threaded process), and the warning may be an error.
+                _reap_lost_zygote(parent_end)
+                raise
+            # Which pipe tells us that the zygote ended: it closes its end in
+            # what it forks (a worker holding it would keep join() waiting).
+            parent_end.sendall(_INODE.pack(os.fstat(self.process.sentinel).st_ino))
+            if _recv_exactly(parent_end, _PID.size) is None:
+                raise ZygoteGone("the pool's zygote ended as it started")
         except BaseException:
             parent_end.close()
             raise
         finally:
             zygote_end.close()
         self.socket = parent_end
-        # Which pipe tells us that the zygote ended: it closes its end in
-        # what it forks (a worker holding it would keep join() waiting).
-        self.socket.sendall(_INODE.pack(os.fstat(self.process.sentinel).st_ino))
 
     @property
     def pid(self):
@@ -186,6 +197,25 @@ class Zygote:
             self.socket = None
         # The parent joins and closes the zygote; this copy must not.
         self.process = None
+
+
+def _reap_lost_zygote(parent_end):
+    """A zygote whose start raised in the parent: it exits when ``parent_end``
+    closes; wait for that (its pid is its first message)."""
+    pid = None
+    if connection.wait([parent_end], EXIT_SECONDS):
+        data = _recv_exactly(parent_end, _PID.size)
+        pid = _PID.unpack(data)[0] if data else None
+    parent_end.close()
+    if pid is None:
+        return
+    deadline = time.monotonic() + EXIT_SECONDS
+    while not os.waitpid(pid, os.WNOHANG)[0]:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return
+        time.sleep(0.005)
 
 
 class ReplacementProcess:
@@ -433,6 +463,10 @@ def _launcher_fds(sock):
 def _zygote_main(sock, parent_end, mp_context, worker_args):
     global _serving
     parent_end.close()
+    try:
+        sock.sendall(_PID.pack(os.getpid()))
+    except OSError:
+        return          # the parent is gone already
     transport.close_inherited_pipes()
     launcher_fds = _launcher_fds(sock)
     if launcher_fds is None:

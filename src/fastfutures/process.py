@@ -206,9 +206,9 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
         if not self.forks or self.replaces:
             return
         with self.lock:
-            self.replaces = True
             if self.result_thread is not None and not self.winding_down:
                 self.start_zygote()
+            self.replaces = True
 
     def close_zygote(self):
         """Every worker is gone (or the pool never started): let the zygote go."""
