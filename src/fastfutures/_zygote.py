@@ -77,6 +77,7 @@ import socket
 import stat
 import struct
 import sys
+import threading
 import time
 import traceback
 from multiprocessing import connection
@@ -226,6 +227,7 @@ class ReplacementProcess:
         self.pid = pid
         self.sentinel = status_fd
         self._exitcode = None
+        self._reading = threading.Lock()   # the result thread and a user's may both look
         self.name = f"fastfutures-worker-{pid}"
 
     @property
@@ -243,10 +245,12 @@ class ReplacementProcess:
                 raise ValueError("process object is closed")
             if not connection.wait([self.sentinel], timeout):
                 return None
-            answer = os.read(self.sentinel, _STATUS.size)
-            # Nothing read: the zygote vanished without reaping it.
-            self._exitcode = (_STATUS.unpack(answer)[0] if len(answer) == _STATUS.size
-                              else LOST_EXIT_CODE)
+            with self._reading:
+                if self._exitcode is None:
+                    answer = os.read(self.sentinel, _STATUS.size)
+                    # Nothing read: the zygote vanished without reaping it.
+                    self._exitcode = (_STATUS.unpack(answer)[0]
+                                      if len(answer) == _STATUS.size else LOST_EXIT_CODE)
         return self._exitcode
 
     @property

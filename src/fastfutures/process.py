@@ -44,7 +44,12 @@ Time limits, cancel_running, on_worker_death (opt-in)
 runs longer fails with TaskTimeout and its worker is replaced;
 ``cancel_running=True``: cancel() of a running call kills its worker;
 ``on_worker_death="replace"``: a worker that dies fails only its running
-call (WorkerDied).  The result thread does the killing and replacing.
+call (WorkerDied).  The result thread does the killing and replacing; it
+never forks this process: under 'fork' a replacement is forked by the pool's
+zygote, a single-threaded process forked when the pool starts (in the
+thread of its first submit), so it holds nothing opened since (_zygote.py
+says why and how); 'spawn' starts one by fork+exec, 'forkserver' through
+multiprocessing's forkserver.
 
 Everywhere, large ``bytearray``/``memoryview``/numpy buffers in arguments and
 results travel through shared memory; a ``memoryview`` (which the stdlib
