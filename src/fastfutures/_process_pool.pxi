@@ -170,6 +170,13 @@ cdef class PoolCore:
             return False
         self.mark_broken(errors.INHERITED_MESSAGE)
         self.take_all_futures()     # their cancel() must not touch the parent's claims
+        for worker in self.workers:
+            # Our copies of the parent's channels (descriptors, mappings):
+            # closing them here touches nothing of the parent's.
+            try:
+                (<WorkerHandle>worker).channel.close()
+            except Exception:
+                pass
         self.workers = []
         self.waitset.forget()
         return True
