@@ -53,6 +53,7 @@ def channel_layout(uint64_t capacity):
 
 
 RETURNS_CAPACITY = FFCH_RETURNS_CAPACITY
+RECORD_SLACK = FFM_RECORD_SLACK
 
 
 def pack_header(int kind, int flags, int nbuf, uint32_t seg_id, int64_t task_id,
@@ -225,6 +226,21 @@ cdef class Ring:
             ffr_wake_fd(self._peer_wake_fd)
         return record
 
+    # The first half of the sleep/wake protocol, from Python (tests; the
+    # compiled loops call the C functions).
+
+    def prepare_sleep(self):
+        """Reader about to block: True when it may (the writer will wake
+        it), False when data arrived meanwhile."""
+        self._check()
+        return bool(ffr_reader_prepare_sleep(self._ctl))
+
+    def prepare_wait(self, Py_ssize_t size):
+        """Writer about to block for room for a ``size``-byte record: True
+        when it may (the reader will wake it)."""
+        self._check()
+        return bool(ffr_writer_prepare_wait(self._ctl, self._cap, size))
+
 
 cdef class Claims:
     """``Claims(segment, offset, count)``: the claim slots of one channel and
@@ -247,6 +263,36 @@ cdef class Claims:
     def mark_ready(self):
         """Worker: the initializer succeeded."""
         self.set_ready()
+
+    # The slot operations from Python (tests); the compare-and-swaps run
+    # without the GIL, so two threads really race.
+
+    def _slot(self, int slot):
+        if not 0 <= slot < self.count:
+            raise IndexError("claim slot out of range")
+        return slot
+
+    def offer_call(self, int slot):
+        self.offer(self._slot(slot))
+
+    def claim_call(self, int slot):
+        """True when the call is ours to run."""
+        cdef bint won
+        slot = self._slot(slot)
+        with nogil:
+            won = ffc_claim(&self._slots[slot])
+        return won
+
+    def cancel_call(self, int slot):
+        """True when the call was cancelled before any claim."""
+        cdef bint won
+        slot = self._slot(slot)
+        with nogil:
+            won = ffc_cancel(&self._slots[slot])
+        return won
+
+    def is_claimed(self, int slot):
+        return self.claimed(self._slot(slot))
 
     @property
     def ready(self):

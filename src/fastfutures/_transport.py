@@ -52,7 +52,8 @@ from ._shm import Claims, Ring, SharedView, copy_out
 from ._shm import (CALL, CHUNK, EXCEPTION, EXIT, FORGET, NO_ARGS, NONE_RESULT,  # noqa: E402,F401
                    PAYLOAD_IN_SEGMENT, RAW_RESULT, RELEASE, RESULT, SKIPPED, STAR,
                    WITH_KWARGS, WORKER_EXITING, MESSAGE_HEADER_SIZE, SPAN_SIZE, SPAN_ALIGN,
-                   CLAIM_SLOTS, RETURNS_CAPACITY, SEGMENT_HELLO_SIZE, channel_layout,
+                   CLAIM_SLOTS, RETURNS_CAPACITY, RECORD_SLACK, SEGMENT_HELLO_SIZE,
+                   channel_layout,
                    pack_header, unpack_header, pack_spans, unpack_spans, pack_ids,
                    unpack_ids, pack_hello, unpack_hello)
 
@@ -271,7 +272,8 @@ class _OwnSegments:
             self._free.remove(best)
             self._free_bytes -= best.size
             return best, forget
-        size = -(-size // SEGMENT_GRANULE) * SEGMENT_GRANULE
+        # Whole granules, at least one (an empty file cannot be mapped).
+        size = max(1, -(-size // SEGMENT_GRANULE)) * SEGMENT_GRANULE
         fd, mapping = platform.create_segment(size)
         try:
             seg = _Segment(self._next_id, size, mapping)
@@ -372,11 +374,11 @@ class Endpoint:
         self.claims = Claims(segment, claims_offset, CLAIM_SLOTS)
         # Segment returns: nobody sleeps on these rings (no wake-up fd).
         self.returns_out = Ring(segment, returns_out_offset, RETURNS_CAPACITY, -1)
-        returns_in = Ring(segment, returns_in_offset, RETURNS_CAPACITY, -1)
+        self.returns_in = Ring(segment, returns_in_offset, RETURNS_CAPACITY, -1)
         self.wake_read_fd = wake_read_fd
         self.peer_wake_fd = peer_wake_fd
         self.fd_socket = fd_socket
-        self.own_segments = _OwnSegments(fd_socket, returns_in)
+        self.own_segments = _OwnSegments(fd_socket, self.returns_in)
         self.peer_segments = _PeerSegments(fd_socket)
         self.pending_releases = []      # peer segment ids to hand back
 
@@ -493,6 +495,7 @@ class Endpoint:
         self.outbox.close()
         self.inbox.close()
         self.returns_out.close()
+        self.returns_in.close()
         self.own_segments.close()
         self.peer_segments.close()
         _close_map(self.segment)
