@@ -26,9 +26,10 @@ A receiver done with a buffer segment gives it back through the channel's
 segment-return ring, which the owner reads whenever it needs a segment: a
 RELEASE message would wait behind the calls queued in the same ring, and a
 fresh pool would create a new segment for every large result in flight
-(fresh pages, each faulted and zeroed by the kernel; see the README).  The hot paths that write and read records are compiled
-(_process_core.pyx); this module does the rest: segments, control messages
-and the pickler.
+(fresh pages, each faulted and zeroed by the kernel; see the README).
+
+The hot paths that write and read records are compiled (_process_core.pyx);
+this module does the rest: segments, control messages and the pickler.
 
 A call's payload starts with the pickle of the function alone when that
 function pickles by reference (a module-level function): those bytes are the
@@ -272,14 +273,15 @@ class _OwnSegments:
         self._last_return = now
         return self.release(ids)
 
+    @staticmethod
+    def _serves(seg, size):
+        # Big enough, and not so big that a smaller message wastes it.
+        return size <= seg.size <= 2 * size + SEGMENT_GRANULE
+
     def _fitting(self, size):
-        best = None
-        for seg in self._free:
-            if seg.size >= size and (best is None or seg.size < best.size):
-                best = seg
-        if best is not None and best.size <= 2 * size + SEGMENT_GRANULE:
-            return best
-        return None
+        """The smallest free segment that serves ``size`` bytes, or None."""
+        fitting = [seg for seg in self._free if self._serves(seg, size)]
+        return min(fitting, key=lambda seg: seg.size) if fitting else None
 
     def _wait_for_return(self, size):
         """The worker's side: while the parent gives segments back steadily
@@ -297,7 +299,8 @@ class _OwnSegments:
         if now - self._last_return > budget:
             return []       # none came back lately
         free = set(map(id, self._free))
-        if not any(seg.size >= size and id(seg) not in free for seg in self._all.values()):
+        if not any(self._serves(seg, size) and id(seg) not in free
+                   for seg in self._all.values()):
             return []       # none lent out would do
         forget = []
         deadline = now + budget
