@@ -9,12 +9,9 @@ worker's, opened from the spec a worker would get.
 import gc
 import os
 import sys
-import threading
 
 import pytest
 from hypothesis import given, settings, strategies as st
-
-from conftest import TIMEOUT
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX shared memory")
 
@@ -175,46 +172,6 @@ def test_a_zero_copy_segment_is_reused_once_its_views_are_gone(channel, created)
         assert channel.worker.send(transport.RAW_RESULT, task_id, b"", [data])
         assert receive(channel.parent)[4] == data
     assert len(created) == 2
-
-
-def test_a_worker_waits_for_segments_coming_back_steadily(channel, created):
-    """While the parent copies results out and gives their segments back,
-    the worker waits a little for one instead of creating a fresh segment
-    per result (the parent here takes a few ms per result, the worker
-    none): a handful of segments serve every result."""
-    data = memoryview(b"w" * (1 << 20))
-    results = 40
-    received = []
-
-    def parent():
-        while len(received) < results:
-            if channel.parent.inbox.prepare_sleep():
-                threading.Event().wait(0.001)
-                continue
-            threading.Event().wait(0.003)       # the copy of a large result
-            received.append(receive(channel.parent)[4])
-
-    reader = threading.Thread(target=parent)
-    reader.start()
-    try:
-        for task_id in range(results):
-            assert channel.worker.send(transport.RAW_RESULT, task_id, b"", [data])
-    finally:
-        reader.join(TIMEOUT)
-    assert received == [data] * results
-    assert len(created) < results // 2
-
-
-def test_no_wait_for_segments_the_parent_keeps(channel, created):
-    """Zero-copy views the caller keeps never come back: the worker does
-    not wait for them (a fresh segment per result, at once)."""
-    data = memoryview(b"k" * (1 << 20))
-    kept = []
-    for task_id in range(6):
-        assert channel.worker.send(transport.RAW_RESULT, task_id, b"", [data])
-        kept.append(receive(channel.parent, zero_copy=True)[4])
-    assert len(created) == 6
-    assert channel.worker.own_segments._return_interval is None
 
 
 def test_releases_travel_as_messages_when_the_return_ring_is_full(channel, created):

@@ -41,7 +41,6 @@ between the callable and the arguments stay shared.
 import io
 import os
 import pickle
-import time
 import types
 from multiprocessing import reduction
 from multiprocessing.reduction import ForkingPickler
@@ -63,7 +62,6 @@ RING_CAPACITY = 1 << 18             # bytes of each message ring
 OOB_THRESHOLD = 64 * 1024          # smaller buffers stay in the pickle
 SEGMENT_GRANULE = 1 << 20
 SEGMENT_CACHE_BYTES = 256 << 20    # free segments kept warm per direction
-RETURN_WAIT_MAX = 0.1              # seconds a worker waits for a segment to come back
 
 
 # -- pickling ---------------------------------------------------------------
@@ -245,16 +243,13 @@ class _OwnSegments:
     """Buffer segments this process writes and lends to the peer, which
     gives them back through ``returns`` (or a RELEASE message)."""
 
-    def __init__(self, sock, returns, wait_for_returns=False):
+    def __init__(self, sock, returns):
         self._sock = sock
         self._returns = returns
         self._all = {}
         self._free = []
         self._free_bytes = 0
         self._next_id = 1
-        self._wait_for_returns = wait_for_returns
-        self._last_return = None        # time.monotonic() of the last return
-        self._return_interval = None    # between the last two
 
     def take_returns(self):
         """Segments the peer gave back through the return ring; returns ids
@@ -265,13 +260,7 @@ class _OwnSegments:
             if record is None:
                 break
             ids.extend(unpack_ids(record))
-        if not ids:
-            return []
-        now = time.monotonic()
-        if self._last_return is not None:
-            self._return_interval = now - self._last_return
-        self._last_return = now
-        return self.release(ids)
+        return self.release(ids) if ids else []
 
     @staticmethod
     def _serves(seg, size):
@@ -283,41 +272,10 @@ class _OwnSegments:
         fitting = [seg for seg in self._free if self._serves(seg, size)]
         return min(fitting, key=lambda seg: seg.size) if fitting else None
 
-    def _wait_for_return(self, size):
-        """The worker's side: while the parent gives segments back steadily
-        (it copies results out), wait a little for one -- up to three of
-        its recent intervals -- rather than create a fresh segment, whose
-        pages the kernel must fault in and zero (slower than the copy into
-        warm ones, and CPU taken from the parent on a small machine; the
-        stdlib's pipe makes its workers wait the same way).  No wait when
-        the parent keeps them (zero-copy views).  Returns ids to FORGET."""
-        interval = self._return_interval
-        if not self._wait_for_returns or interval is None:
-            return []
-        budget = min(RETURN_WAIT_MAX, 3 * interval)
-        now = time.monotonic()
-        if now - self._last_return > budget:
-            return []       # none came back lately
-        free = set(map(id, self._free))
-        if not any(self._serves(seg, size) and id(seg) not in free
-                   for seg in self._all.values()):
-            return []       # none lent out would do
-        forget = []
-        deadline = now + budget
-        while time.monotonic() < deadline:
-            time.sleep(budget / 20)
-            forget += self.take_returns()
-            if self._fitting(size) is not None:
-                break
-        return forget
-
     def acquire(self, size):
         """A segment of at least ``size`` bytes, and ids to FORGET."""
         forget = self.take_returns()
         best = self._fitting(size)
-        if best is None:
-            forget += self._wait_for_return(size)
-            best = self._fitting(size)
         if best is not None:
             self._free.remove(best)
             self._free_bytes -= best.size
@@ -417,8 +375,7 @@ class Endpoint:
     owner serialises sends (the parent holds its pool lock)."""
 
     def __init__(self, segment, out_offset, in_offset, claims_offset, returns_out_offset,
-                 returns_in_offset, capacity, wake_read_fd, peer_wake_fd, fd_socket,
-                 wait_for_returns=False):
+                 returns_in_offset, capacity, wake_read_fd, peer_wake_fd, fd_socket):
         self.segment = segment
         self.outbox = Ring(segment, out_offset, capacity, peer_wake_fd)
         self.inbox = Ring(segment, in_offset, capacity, peer_wake_fd)
@@ -429,7 +386,7 @@ class Endpoint:
         self.wake_read_fd = wake_read_fd
         self.peer_wake_fd = peer_wake_fd
         self.fd_socket = fd_socket
-        self.own_segments = _OwnSegments(fd_socket, self.returns_in, wait_for_returns)
+        self.own_segments = _OwnSegments(fd_socket, self.returns_in)
         self.peer_segments = _PeerSegments(fd_socket)
         self.pending_releases = []      # peer segment ids to hand back
 
@@ -599,5 +556,4 @@ def open_worker_endpoint(spec):
     os.close(spec.ring_fd.fd)
     req_off, rep_off, claims_off, to_parent, to_worker, _ = channel_layout(spec.capacity)
     return Endpoint(segment, rep_off, req_off, claims_off, to_parent, to_worker, spec.capacity,
-                    spec.wake_read_fd.fd, spec.peer_wake_fd.fd, spec.fd_socket,
-                    wait_for_returns=True)
+                    spec.wake_read_fd.fd, spec.peer_wake_fd.fd, spec.fd_socket)
