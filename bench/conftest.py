@@ -80,7 +80,7 @@ def run_timed(benchmark, workload, impl, size, record):
             benchmark.pedantic(run, setup=workloads.settle, rounds=workload.rounds,
                                warmup_rounds=1, iterations=1)
         if benchmark.stats is not None:         # None under --benchmark-disable
-            record(impl, [workloads.Measurement(seconds, ops)
+            record(impl, [workloads.Measurement(seconds, workload.ops_for(ops))
                           for seconds in benchmark.stats.stats.data])
     return run_timed
 

@@ -20,8 +20,31 @@ cdef extern from "_shm_ring.h":
         FFM_STAR
         FFM_NONE_RESULT
         FFM_RECORD_SLACK
+        FFM_SPAN_ALIGN
+        FFR_CTL_SIZE
+        FFR_CTL_ALIGN
+        FFR_MIN_CAPACITY
+        FFC_SLOTS
+        FFC_READY_BYTES
+        FFCH_RETURNS_CAPACITY
     ctypedef struct ffr_ctl:
         pass
+    uint64_t FFR_MAX_RECORD(uint64_t cap) nogil
+    ctypedef struct ffm_span:
+        uint64_t offset
+        uint64_t length
+    ctypedef uint32_t ffm_seg_id
+    ctypedef struct ffm_segment_hello:
+        uint32_t seg_id
+        uint64_t size
+    ctypedef struct ffch_layout:
+        uint64_t requests
+        uint64_t replies
+        uint64_t claims
+        uint64_t returns_to_parent
+        uint64_t returns_to_worker
+        uint64_t size
+    ffch_layout ffch_layout_for(uint64_t capacity) nogil
     ctypedef struct ffm_header:
         uint8_t kind
         uint8_t flags

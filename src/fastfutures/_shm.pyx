@@ -15,14 +15,18 @@ from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABL
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 cimport cython
 from libc.stdint cimport uint64_t, uint32_t, uint16_t, uint8_t, int64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
-# Bytes of control block in front of each ring's data area.
-cdef enum:
-    HEADER_SIZE = 192
-RING_HEADER_SIZE = HEADER_SIZE
+# The wire format, for the Python side (_transport): _shm_ring.h's, never
+# repeated there.
+RING_HEADER_SIZE = FFR_CTL_SIZE
+MESSAGE_HEADER_SIZE = sizeof(ffm_header)
+SPAN_SIZE = sizeof(ffm_span)
+SPAN_ALIGN = FFM_SPAN_ALIGN
+CLAIM_SLOTS = FFC_SLOTS
+CLAIM_SLOT_SIZE = sizeof(ffc_slot)
+SEGMENT_HELLO_SIZE = sizeof(ffm_segment_hello)
 
-# The wire protocol, for the Python side (_transport): _shm_ring.h's.
 CALL = FFM_CALL
 EXIT = FFM_EXIT
 RESULT = FFM_RESULT
@@ -38,13 +42,25 @@ NO_ARGS = FFM_NO_ARGS
 WITH_KWARGS = FFM_WITH_KWARGS
 STAR = FFM_STAR
 NONE_RESULT = FFM_NONE_RESULT
-MESSAGE_HEADER_SIZE = sizeof(ffm_header)
+
+
+def channel_layout(uint64_t capacity):
+    """``(requests, replies, claims, returns_to_parent, returns_to_worker,
+    size)``: the offsets of a channel's parts (message rings of ``capacity``
+    bytes) and its segment's size."""
+    cdef ffch_layout l = ffch_layout_for(capacity)
+    return l.requests, l.replies, l.claims, l.returns_to_parent, l.returns_to_worker, l.size
+
+
+RETURNS_CAPACITY = FFCH_RETURNS_CAPACITY
+RECORD_SLACK = FFM_RECORD_SLACK
 
 
 def pack_header(int kind, int flags, int nbuf, uint32_t seg_id, int64_t task_id,
                 uint32_t fn_len, uint32_t slot):
     """The ffm_header of a message, as bytes."""
     cdef ffm_header h
+    memset(&h, 0, sizeof(h))
     h.kind = <uint8_t>kind
     h.flags = <uint8_t>flags
     h.nbuf = <uint16_t>nbuf
@@ -65,6 +81,76 @@ def unpack_header(const unsigned char[::1] record):
     return h.kind, h.flags, h.nbuf, h.seg_id, h.task_id, h.fn_len, h.slot
 
 
+def pack_spans(spans):
+    """The ffm_spans of ``(offset, length)`` pairs, as bytes."""
+    cdef ffm_span span
+    parts = []
+    for offset, length in spans:
+        span.offset = offset
+        span.length = length
+        parts.append(PyBytes_FromStringAndSize(<char *>&span, sizeof(span)))
+    return b"".join(parts)
+
+
+@cython.boundscheck(False)         # the length is checked first
+def unpack_spans(const unsigned char[::1] record, int nbuf):
+    """The ``(offset, length)`` pairs after a message's header."""
+    cdef ffm_span span
+    cdef Py_ssize_t at = sizeof(ffm_header)
+    if nbuf < 0 or record.shape[0] < at + nbuf * <Py_ssize_t>sizeof(span):
+        raise ValueError("message shorter than its buffer spans")
+    out = []
+    for i in range(nbuf):
+        memcpy(&span, &record[at + i * sizeof(span)], sizeof(span))
+        out.append((span.offset, span.length))
+    return out
+
+
+def pack_ids(ids):
+    """A RELEASE / FORGET payload: segment ids as an ffm_seg_id array."""
+    cdef ffm_seg_id seg_id
+    cdef Py_ssize_t i, n = len(ids)
+    out = PyBytes_FromStringAndSize(NULL, n * sizeof(ffm_seg_id))
+    cdef char *p = PyBytes_AS_STRING(out)
+    for i in range(n):
+        seg_id = ids[i]
+        memcpy(p + i * sizeof(ffm_seg_id), &seg_id, sizeof(ffm_seg_id))
+    return out
+
+
+@cython.boundscheck(False)         # whole ids only
+def unpack_ids(const unsigned char[::1] payload):
+    """The segment ids of a RELEASE / FORGET payload."""
+    cdef ffm_seg_id seg_id
+    cdef Py_ssize_t i, n = payload.shape[0] // <Py_ssize_t>sizeof(ffm_seg_id)
+    if payload.shape[0] % <Py_ssize_t>sizeof(ffm_seg_id):
+        raise ValueError("segment id list of %d bytes" % payload.shape[0])
+    out = []
+    for i in range(n):
+        memcpy(&seg_id, &payload[i * sizeof(ffm_seg_id)], sizeof(ffm_seg_id))
+        out.append(seg_id)
+    return out
+
+
+def pack_hello(uint32_t seg_id, uint64_t size):
+    """The ffm_segment_hello that travels with a new segment's descriptor."""
+    cdef ffm_segment_hello hello
+    memset(&hello, 0, sizeof(hello))
+    hello.seg_id = seg_id
+    hello.size = size
+    return PyBytes_FromStringAndSize(<char *>&hello, sizeof(hello))
+
+
+@cython.boundscheck(False)         # the length is checked first
+def unpack_hello(const unsigned char[::1] data):
+    """``(seg_id, size)`` of an ffm_segment_hello."""
+    cdef ffm_segment_hello hello
+    if data.shape[0] != <Py_ssize_t>sizeof(hello):
+        raise ValueError("segment hello of %d bytes" % data.shape[0])
+    memcpy(&hello, &data[0], sizeof(hello))
+    return hello.seg_id, hello.size
+
+
 cdef class Ring:
     """One end of a shared SPSC ring: ``Ring(segment, offset, capacity, peer_wake_fd)``.
 
@@ -75,20 +161,19 @@ cdef class Ring:
     # Fields: see _shm.pxd.
 
     def __cinit__(self, segment, Py_ssize_t offset, Py_ssize_t capacity, int peer_wake_fd):
-        if capacity < 64 or (capacity & (capacity - 1)) != 0:
-            raise ValueError("ring capacity must be a power of two >= 64")
+        if capacity < FFR_MIN_CAPACITY or (capacity & (capacity - 1)) != 0:
+            raise ValueError("ring capacity must be a power of two >= %d" % FFR_MIN_CAPACITY)
         PyObject_GetBuffer(segment, &self._view, PyBUF_WRITABLE)
         self._has_view = True
-        if offset < 0 or offset % 64 or offset + HEADER_SIZE + capacity > self._view.len:
+        if (offset < 0 or offset % FFR_CTL_ALIGN
+                or offset + FFR_CTL_SIZE + capacity > self._view.len):
             self.close()
             raise ValueError("ring does not fit in the segment")
         self._ctl = <ffr_ctl *>(<char *>self._view.buf + offset)
-        self._data = <char *>self._view.buf + offset + HEADER_SIZE
+        self._data = <char *>self._view.buf + offset + FFR_CTL_SIZE
         self._cap = capacity
         self._peer_wake_fd = peer_wake_fd
-        # A record never exceeds half the ring, so it always fits once the
-        # reader has caught up.
-        self.max_record = capacity // 2 - 16
+        self.max_record = FFR_MAX_RECORD(capacity)
 
     def close(self):
         if self._has_view:
@@ -121,9 +206,40 @@ cdef class Ring:
                                 NULL, 0)
         if r < 0:
             return False
-        if r > 0:
+        if r > 0 and self._peer_wake_fd >= 0:
             ffr_wake_fd(self._peer_wake_fd)
         return True
+
+    def read(self):
+        """The next record as bytes, or None when the ring is empty: for the
+        rings read from Python (segment returns, tests); the message rings'
+        readers are compiled (_process_core)."""
+        self._check()
+        cdef uint32_t n
+        cdef uint64_t consumed
+        cdef const char *p = ffr_peek(self._ctl, self._data, self._cap, &n, &consumed)
+        if p == NULL:
+            return None
+        record = PyBytes_FromStringAndSize(p, n)
+        ffr_consume(self._ctl, consumed)
+        if ffr_writer_to_wake(self._ctl) and self._peer_wake_fd >= 0:
+            ffr_wake_fd(self._peer_wake_fd)
+        return record
+
+    # The first half of the sleep/wake protocol, from Python (tests; the
+    # compiled loops call the C functions).
+
+    def prepare_sleep(self):
+        """Reader about to block: True when it may (the writer will wake
+        it), False when data arrived meanwhile."""
+        self._check()
+        return bool(ffr_reader_prepare_sleep(self._ctl))
+
+    def prepare_wait(self, Py_ssize_t size):
+        """Writer about to block for room for a ``size``-byte record: True
+        when it may (the reader will wake it)."""
+        self._check()
+        return bool(ffr_writer_prepare_wait(self._ctl, self._cap, size))
 
 
 cdef class Claims:
@@ -136,8 +252,9 @@ cdef class Claims:
     def __cinit__(self, segment, Py_ssize_t offset, int count):
         PyObject_GetBuffer(segment, &self._view, PyBUF_WRITABLE)
         self._has_view = True
-        if (count < 0 or offset < 0 or offset % 64
-                or offset + count * <Py_ssize_t>sizeof(ffc_slot) + 8 > self._view.len):
+        if (count < 0 or offset < 0 or offset % FFR_CTL_ALIGN
+                or offset + count * <Py_ssize_t>sizeof(ffc_slot) + FFC_READY_BYTES
+                > self._view.len):
             raise ValueError("claim slots do not fit in the segment")
         self._slots = <ffc_slot *>(<char *>self._view.buf + offset)
         self._ready = <uint32_t *>(<char *>self._view.buf + offset + count * sizeof(ffc_slot))
@@ -146,6 +263,36 @@ cdef class Claims:
     def mark_ready(self):
         """Worker: the initializer succeeded."""
         self.set_ready()
+
+    # The slot operations from Python (tests); the compare-and-swaps run
+    # without the GIL, so two threads really race.
+
+    def _slot(self, int slot):
+        if not 0 <= slot < self.count:
+            raise IndexError("claim slot out of range")
+        return slot
+
+    def offer_call(self, int slot):
+        self.offer(self._slot(slot))
+
+    def claim_call(self, int slot):
+        """True when the call is ours to run."""
+        cdef bint won
+        slot = self._slot(slot)
+        with nogil:
+            won = ffc_claim(&self._slots[slot])
+        return won
+
+    def cancel_call(self, int slot):
+        """True when the call was cancelled before any claim."""
+        cdef bint won
+        slot = self._slot(slot)
+        with nogil:
+            won = ffc_cancel(&self._slots[slot])
+        return won
+
+    def is_claimed(self, int slot):
+        return self.claimed(self._slot(slot))
 
     @property
     def ready(self):

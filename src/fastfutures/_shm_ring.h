@@ -21,8 +21,17 @@
 #ifndef FASTFUTURES_SHM_RING_H
 #define FASTFUTURES_SHM_RING_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+/* The layout below is shared by two processes: every size and offset the
+ * other side relies on is checked at compile time. */
+#if defined(__cplusplus)
+#  define FF_STATIC_ASSERT(cond, why) static_assert(cond, why)
+#else
+#  define FF_STATIC_ASSERT(cond, why) _Static_assert(cond, why)
+#endif
 
 #if defined(_MSC_VER)
 #  include <intrin.h>
@@ -51,6 +60,8 @@
 
 #define FFR_WRAP 0xFFFFFFFFu
 
+/* -- the ring ---------------------------------------------------------- */
+
 typedef struct {
     uint64_t head;              /* written by the writer */
     char _pad0[56];
@@ -59,7 +70,19 @@ typedef struct {
     uint32_t reader_sleeping;
     uint32_t writer_waiting;
     char _pad2[56];
-} ffr_ctl;                      /* 192 bytes; the data area follows */
+} ffr_ctl;                      /* the data area follows */
+
+#define FFR_CTL_SIZE 192        /* bytes of ffr_ctl in front of a ring's data area */
+#define FFR_CTL_ALIGN 64        /* a ring's offset in its segment: a cache line */
+#define FFR_MIN_CAPACITY 64     /* a ring's capacity: a power of two, at least this */
+/* The largest record of a ring: half of it, less a length word and its
+ * padding, so that a record always fits once the reader has caught up. */
+#define FFR_MAX_RECORD(cap) ((cap) / 2 - 16)
+
+FF_STATIC_ASSERT(sizeof(ffr_ctl) == FFR_CTL_SIZE, "ffr_ctl size");
+FF_STATIC_ASSERT(offsetof(ffr_ctl, tail) == 64, "head and tail on separate cache lines");
+FF_STATIC_ASSERT(offsetof(ffr_ctl, reader_sleeping) == 128, "the flags on a third line");
+FF_STATIC_ASSERT(FFR_CTL_SIZE % FFR_CTL_ALIGN == 0, "the data area starts on a cache line");
 
 #define FFR_ALIGN8(n) (((n) + 7u) & ~(uint64_t)7u)
 
@@ -168,9 +191,12 @@ static inline int ffr_writer_prepare_wait(ffr_ctl *c, uint64_t cap, uint64_t n) 
     return 1;
 }
 
+/* -- messages ----------------------------------------------------------- */
+
 /* The wire protocol between the parent and a worker: message kinds, flags,
- * and the header in front of every message.  Defined here only: _shm.pyx
- * exposes them to Python (_transport), _process_core cimports them. */
+ * the header in front of every message, buffer spans and control payloads.
+ * Defined here only: _shm.pyx exposes them to Python (_transport),
+ * _process_core cimports them. */
 enum {
     FFM_CALL = 1,           /* parent -> worker: (fn, args, kwargs) */
     FFM_EXIT = 2,           /* parent -> worker: finish and exit */
@@ -205,7 +231,37 @@ typedef struct {
     int64_t task_id;
     uint32_t fn_len;        /* CALL/CHUNK: payload bytes that pickle the function alone */
     uint32_t slot;          /* CALL/CHUNK and their replies: the call's claim slot */
-} ffm_header;               /* 24 bytes, then nbuf (offset, length) pairs, then the payload */
+} ffm_header;               /* then nbuf ffm_spans, then the payload */
+
+FF_STATIC_ASSERT(sizeof(ffm_header) == 24, "ffm_header size");
+FF_STATIC_ASSERT(offsetof(ffm_header, nbuf) == 2 && offsetof(ffm_header, seg_id) == 4
+                 && offsetof(ffm_header, task_id) == 8 && offsetof(ffm_header, fn_len) == 16
+                 && offsetof(ffm_header, slot) == 20, "ffm_header offsets");
+
+/* One out-of-band buffer of a message, in the buffer segment `seg_id`. */
+typedef struct {
+    uint64_t offset;        /* a multiple of FFM_SPAN_ALIGN */
+    uint64_t length;
+} ffm_span;
+
+#define FFM_SPAN_ALIGN 64
+
+FF_STATIC_ASSERT(sizeof(ffm_span) == 16, "ffm_span size");
+FF_STATIC_ASSERT(sizeof(ffm_header) % 8 == 0, "spans follow the header aligned");
+
+/* RELEASE and FORGET: their payload is an array of buffer segment ids; a
+ * segment-return ring's record is one id. */
+typedef uint32_t ffm_seg_id;
+
+/* The datagram that carries a new buffer segment's descriptor (SCM_RIGHTS)
+ * over the channel's socket, before the first message that uses it. */
+typedef struct {
+    uint32_t seg_id;
+    uint32_t _pad;
+    uint64_t size;          /* bytes to map */
+} ffm_segment_hello;
+
+FF_STATIC_ASSERT(sizeof(ffm_segment_hello) == 16, "ffm_segment_hello size");
 
 /* Claim slots: one per call a worker has been handed and not answered yet,
  * in the channel's segment next to the rings.  The parent offers a call
@@ -221,7 +277,13 @@ typedef struct {
     uint32_t state;
     uint32_t ran_us;        /* microseconds its function ran (saturated), set before the reply */
     double started_at;      /* CLOCK_MONOTONIC seconds the call's function started; 0: not yet */
-} ffc_slot;                 /* 16 bytes */
+} ffc_slot;
+
+#define FFC_SLOTS 64            /* per channel: >= the calls a worker holds unanswered */
+#define FFC_READY_BYTES 8       /* the worker's ready word after the slots, padded */
+
+FF_STATIC_ASSERT(sizeof(ffc_slot) == 16, "ffc_slot size");
+FF_STATIC_ASSERT(offsetof(ffc_slot, started_at) == 8, "ffc_slot.started_at aligned");
 
 #if defined(_MSC_VER)
 static inline int ffc_cas(uint32_t *p, uint32_t expected, uint32_t desired) {
@@ -277,6 +339,56 @@ static inline double ffc_started_at(ffc_slot *s) {
     return at;
 }
 #endif
+
+/* -- a channel's segment ------------------------------------------------ */
+
+/* One segment per worker, mapped by the parent and the worker: the request
+ * ring (parent -> worker), the reply ring (worker -> parent), the claim
+ * slots, and two segment-return rings.  A return ring carries buffer
+ * segment ids back to their owner outside the message rings: a RELEASE
+ * queued behind calls reaches the worker only after it has run them, by
+ * which time it has created a fresh segment per result; the owner reads its
+ * return ring whenever it needs a segment.  Nobody sleeps on a return ring
+ * (when it is full, the id travels as a RELEASE message instead).  Every
+ * part starts on a page. */
+#define FFCH_PAGE 4096
+#define FFCH_CLAIMS_BYTES FFCH_PAGE
+#define FFCH_RETURNS_CAPACITY 4096      /* ids: 8 bytes a record */
+
+FF_STATIC_ASSERT(FFC_SLOTS * sizeof(ffc_slot) + FFC_READY_BYTES <= FFCH_CLAIMS_BYTES,
+                 "the claim slots fit their page");
+FF_STATIC_ASSERT(FFCH_PAGE % FFR_CTL_ALIGN == 0, "a page-aligned ring is cache-line aligned");
+FF_STATIC_ASSERT((FFCH_RETURNS_CAPACITY & (FFCH_RETURNS_CAPACITY - 1)) == 0
+                 && FFCH_RETURNS_CAPACITY >= FFR_MIN_CAPACITY, "return ring capacity");
+
+typedef struct {
+    uint64_t requests;              /* offsets in the segment */
+    uint64_t replies;
+    uint64_t claims;
+    uint64_t returns_to_parent;     /* written by the worker */
+    uint64_t returns_to_worker;     /* written by the parent */
+    uint64_t size;                  /* of the whole segment */
+} ffch_layout;
+
+static inline uint64_t ffch_round_page(uint64_t n) {
+    return (n + FFCH_PAGE - 1) / FFCH_PAGE * FFCH_PAGE;
+}
+
+/* The layout of a channel whose message rings hold `capacity` bytes each. */
+static inline ffch_layout ffch_layout_for(uint64_t capacity) {
+    ffch_layout l;
+    uint64_t ring = ffch_round_page(FFR_CTL_SIZE + capacity);
+    uint64_t returns = ffch_round_page(FFR_CTL_SIZE + FFCH_RETURNS_CAPACITY);
+    l.requests = 0;
+    l.replies = ring;
+    l.claims = 2 * ring;
+    l.returns_to_parent = l.claims + FFCH_CLAIMS_BYTES;
+    l.returns_to_worker = l.returns_to_parent + returns;
+    l.size = l.returns_to_worker + returns;
+    return l;
+}
+
+/* -- wake-ups ----------------------------------------------------------- */
 
 #if defined(_WIN32)
 #  include <io.h>

@@ -17,10 +17,19 @@ touches only warm pages.  A segment's descriptor crosses the socket once,
 the first time the peer sees it.
 
 Record layout: the message header (ffm_header in _shm_ring.h: kind, flags,
-number of buffers, segment id, task id, function length, claim slot), then one BUFFER (offset, length) per out-of-band buffer,
-then the payload.  The hot paths that write and read records are compiled
-(_process_core.pyx); this module does the rest: segments, control messages
-and the pickler.
+number of buffers, segment id, task id, function length, claim slot), then
+one span (offset, length) per out-of-band buffer, then the payload.  The
+whole wire format -- header, spans, control payloads, the channel's layout
+-- is _shm_ring.h's; this module packs and reads it through _shm's helpers.
+
+A receiver done with a buffer segment gives it back through the channel's
+segment-return ring, which the owner reads whenever it needs a segment: a
+RELEASE message would wait behind the calls queued in the same ring, and a
+fresh pool would create a new segment for every large result in flight
+(fresh pages, each faulted and zeroed by the kernel; see the README).
+
+The hot paths that write and read records are compiled (_process_core.pyx);
+this module does the rest: segments, control messages and the pickler.
 
 A call's payload starts with the pickle of the function alone when that
 function pickles by reference (a module-level function): those bytes are the
@@ -32,34 +41,27 @@ between the callable and the arguments stay shared.
 import io
 import os
 import pickle
-import struct
 import types
 from multiprocessing import reduction
 from multiprocessing.reduction import ForkingPickler
 
 from . import _shm_platform as platform
-from ._shm import RING_HEADER_SIZE, Claims, Ring, SharedView, copy_out
+from ._shm import Claims, Ring, SharedView, copy_out
 
-# The message kinds and flags are _shm_ring.h's (the one definition of the
-# wire protocol), re-exported here for the Python side.
+# The wire format is _shm_ring.h's (its one definition), re-exported here
+# for the Python side.
 from ._shm import (CALL, CHUNK, EXCEPTION, EXIT, FORGET, NO_ARGS, NONE_RESULT,  # noqa: E402,F401
                    PAYLOAD_IN_SEGMENT, RAW_RESULT, RELEASE, RESULT, SKIPPED, STAR,
-                   WITH_KWARGS, WORKER_EXITING, MESSAGE_HEADER_SIZE, pack_header,
-                   unpack_header)
+                   WITH_KWARGS, WORKER_EXITING, MESSAGE_HEADER_SIZE, SPAN_SIZE, SPAN_ALIGN,
+                   CLAIM_SLOTS, RETURNS_CAPACITY, RECORD_SLACK, SEGMENT_HELLO_SIZE,
+                   channel_layout,
+                   pack_header, unpack_header, pack_spans, unpack_spans, pack_ids,
+                   unpack_ids, pack_hello, unpack_hello)
 
-_SEGMENT_ID = struct.Struct("<I")
-BUFFER = struct.Struct("<QQ")
-SEGMENT_HELLO = struct.Struct("<IQ")
-
-_RELEASE_HEADER = pack_header(RELEASE, 0, 0, 0, 0, 0, 0)
-
-RING_CAPACITY = 1 << 18
-CLAIM_SLOTS = 64                    # >= the calls a worker is handed ahead of time
-CLAIM_SLOT_SIZE = 16                # ffc_slot in _shm_ring.h
+RING_CAPACITY = 1 << 18             # bytes of each message ring
 OOB_THRESHOLD = 64 * 1024          # smaller buffers stay in the pickle
 SEGMENT_GRANULE = 1 << 20
 SEGMENT_CACHE_BYTES = 256 << 20    # free segments kept warm per direction
-ALIGN = 64
 
 
 # -- pickling ---------------------------------------------------------------
@@ -238,29 +240,52 @@ def _close_map(mapping):
 
 
 class _OwnSegments:
-    """Buffer segments this process writes and lends to the peer."""
+    """Buffer segments this process writes and lends to the peer, which
+    gives them back through ``returns`` (or a RELEASE message)."""
 
-    def __init__(self, sock):
+    def __init__(self, sock, returns):
         self._sock = sock
+        self._returns = returns
         self._all = {}
         self._free = []
         self._free_bytes = 0
         self._next_id = 1
 
+    def take_returns(self):
+        """Segments the peer gave back through the return ring; returns ids
+        to FORGET (cache trimmed)."""
+        ids = []
+        while True:
+            record = self._returns.read()
+            if record is None:
+                break
+            ids.extend(unpack_ids(record))
+        return self.release(ids) if ids else []
+
+    @staticmethod
+    def _serves(seg, size):
+        # Big enough, and not so big that a smaller message wastes it.
+        return size <= seg.size <= 2 * size + SEGMENT_GRANULE
+
+    def _fitting(self, size):
+        """The smallest free segment that serves ``size`` bytes, or None."""
+        fitting = [seg for seg in self._free if self._serves(seg, size)]
+        return min(fitting, key=lambda seg: seg.size) if fitting else None
+
     def acquire(self, size):
-        best = None
-        for seg in self._free:
-            if seg.size >= size and (best is None or seg.size < best.size):
-                best = seg
-        if best is not None and best.size <= 2 * size + SEGMENT_GRANULE:
+        """A segment of at least ``size`` bytes, and ids to FORGET."""
+        forget = self.take_returns()
+        best = self._fitting(size)
+        if best is not None:
             self._free.remove(best)
             self._free_bytes -= best.size
-            return best
-        size = -(-size // SEGMENT_GRANULE) * SEGMENT_GRANULE
+            return best, forget
+        # Whole granules, at least one (an empty file cannot be mapped).
+        size = max(1, -(-size // SEGMENT_GRANULE)) * SEGMENT_GRANULE
         fd, mapping = platform.create_segment(size)
         try:
             seg = _Segment(self._next_id, size, mapping)
-            platform.send_fd(self._sock, SEGMENT_HELLO.pack(seg.id, size), fd)
+            platform.send_fd(self._sock, pack_hello(seg.id, size), fd)
         except BaseException:
             mapping.close()
             raise
@@ -268,7 +293,7 @@ class _OwnSegments:
             os.close(fd)
         self._next_id += 1
         self._all[seg.id] = seg
-        return seg
+        return seg, forget
 
     def give_back(self, seg):
         """A segment we acquired but did not send after all."""
@@ -308,9 +333,9 @@ class _PeerSegments:
     def get(self, seg_id):
         mapping = self._maps.get(seg_id)
         while mapping is None:
-            hello, fd = platform.recv_fd(self._sock)
+            hello, fd = platform.recv_fd(self._sock, SEGMENT_HELLO_SIZE)
             try:
-                got_id, size = SEGMENT_HELLO.unpack(hello)
+                got_id, size = unpack_hello(hello)
                 self._maps[got_id] = platform.map_segment(fd, size)
             finally:
                 os.close(fd)
@@ -349,16 +374,19 @@ class Endpoint:
     wake-up pipe it sleeps on, and its segments.  Not thread-safe: the
     owner serialises sends (the parent holds its pool lock)."""
 
-    def __init__(self, segment, out_offset, in_offset, claims_offset, capacity,
-                 wake_read_fd, peer_wake_fd, fd_socket):
+    def __init__(self, segment, out_offset, in_offset, claims_offset, returns_out_offset,
+                 returns_in_offset, capacity, wake_read_fd, peer_wake_fd, fd_socket):
         self.segment = segment
         self.outbox = Ring(segment, out_offset, capacity, peer_wake_fd)
         self.inbox = Ring(segment, in_offset, capacity, peer_wake_fd)
         self.claims = Claims(segment, claims_offset, CLAIM_SLOTS)
+        # Segment returns: nobody sleeps on these rings (no wake-up fd).
+        self.returns_out = Ring(segment, returns_out_offset, RETURNS_CAPACITY, -1)
+        self.returns_in = Ring(segment, returns_in_offset, RETURNS_CAPACITY, -1)
         self.wake_read_fd = wake_read_fd
         self.peer_wake_fd = peer_wake_fd
         self.fd_socket = fd_socket
-        self.own_segments = _OwnSegments(fd_socket)
+        self.own_segments = _OwnSegments(fd_socket, self.returns_in)
         self.peer_segments = _PeerSegments(fd_socket)
         self.pending_releases = []      # peer segment ids to hand back
 
@@ -373,23 +401,23 @@ class Endpoint:
 
     def _send_with_segment(self, kind, task_id, payload, buffers, flags, fn_len, slot):
         parts = list(buffers)
-        if not self.outbox.fits(BUFFER.size * len(parts) + len(payload)):
+        if not self.outbox.fits(SPAN_SIZE * len(parts) + len(payload)):
             parts.append(memoryview(payload))
             payload = b""
             flags |= PAYLOAD_IN_SEGMENT
-        offsets = []
+        spans = []
         total = 0
         for part in parts:
-            offsets.append(total)
-            total += -(-part.nbytes // ALIGN) * ALIGN
-        seg = self.own_segments.acquire(total)
+            spans.append((total, part.nbytes))
+            total += -(-part.nbytes // SPAN_ALIGN) * SPAN_ALIGN
+        seg, forget = self.own_segments.acquire(total)
+        if forget:
+            self.send(FORGET, 0, pack_ids(forget))
         with memoryview(seg.map) as dest:
-            for part, offset in zip(parts, offsets):
-                dest[offset:offset + part.nbytes] = part
-        header = [pack_header(kind, flags, len(parts), seg.id, task_id, fn_len, slot)]
-        header.extend(BUFFER.pack(offset, part.nbytes)
-                      for part, offset in zip(parts, offsets))
-        if not self.outbox.write(b"".join(header), payload):
+            for part, (offset, length) in zip(parts, spans):
+                dest[offset:offset + length] = part
+        header = pack_header(kind, flags, len(parts), seg.id, task_id, fn_len, slot)
+        if not self.outbox.write(header + pack_spans(spans), payload):
             self.own_segments.give_back(seg)
             return False
         return True
@@ -402,33 +430,33 @@ class Endpoint:
         # new list is allocated appends to the old one, which we send.
         ids = self.pending_releases
         self.pending_releases = []
-        if self.send(RELEASE, 0, struct.pack(f"<{len(ids)}I", *ids)):
+        if self.send(RELEASE, 0, pack_ids(ids)):
             return True
         self.pending_releases.extend(ids)
         return False
 
     def release_now(self, seg_id):
-        """Hand back a peer segment at once, from any thread (a zero-copy
-        view dropped): the RELEASE then reaches the peer before any call
-        submitted afterwards, so a caller that drops its results and asks
-        for more gets the same, warm, segments again.  A ring write is one
-        compiled call under the GIL, so it cannot interleave with another
-        sender's; when it cannot be written now, the owner sends it later."""
-        if not self.pending_releases:
-            try:
-                if self.outbox.write(_RELEASE_HEADER, _SEGMENT_ID.pack(seg_id)):
-                    return
-            except ValueError:
-                pass        # the channel is closed
+        """Hand back a peer segment at once, from any thread (a copy made,
+        a zero-copy view dropped), through the return ring: the owner sees
+        it the next time it needs a segment, even while calls queued before
+        this wait in its inbox, so the same warm segments serve again.  A
+        ring write is one compiled call under the GIL, so it cannot
+        interleave with another writer's; when the ring is full, the id
+        goes as a RELEASE message later."""
+        try:
+            if self.returns_out.write(pack_ids((seg_id,)), b""):
+                return
+        except ValueError:
+            pass        # the channel is closed
         self.pending_releases.append(seg_id)
 
     def handle_control(self, kind, payload):
         """RELEASE / FORGET from the peer."""
-        ids = struct.unpack(f"<{len(payload) // 4}I", payload)
+        ids = unpack_ids(payload)
         if kind == RELEASE:
             forget = self.own_segments.release(ids)
             if forget:
-                self.send(FORGET, 0, struct.pack(f"<{len(forget)}I", *forget))
+                self.send(FORGET, 0, pack_ids(forget))
         else:
             self.peer_segments.forget(ids)
 
@@ -441,10 +469,9 @@ class Endpoint:
         a memoryview of the segment when ``zero_copy``) and buffers is None.
         """
         kind, flags, nbuf, seg_id, task_id, fn_len, _slot = unpack_header(record)
-        start = MESSAGE_HEADER_SIZE + BUFFER.size * nbuf
+        start = MESSAGE_HEADER_SIZE + SPAN_SIZE * nbuf
         mapping = self.peer_segments.get(seg_id)
-        spans = [BUFFER.unpack_from(record, MESSAGE_HEADER_SIZE + BUFFER.size * i)
-                 for i in range(nbuf)]
+        spans = unpack_spans(record, nbuf)
         if flags & PAYLOAD_IN_SEGMENT:
             offset, length = spans.pop()
             payload = copy_out(mapping, offset, length)
@@ -466,25 +493,23 @@ class Endpoint:
             return kind, flags, task_id, fn_len, payload, buffers
         finally:
             if lease is None:
-                self.pending_releases.append(seg_id)
+                # Copied out: hand the segment back now, not after the rest
+                # of the inbox is read, so the peer's next large message
+                # reuses its warm pages instead of creating a fresh segment
+                # (a fresh pool otherwise makes one per message in flight).
+                self.release_now(seg_id)
 
     def close(self):
         self.outbox.close()
         self.inbox.close()
+        self.returns_out.close()
+        self.returns_in.close()
         self.own_segments.close()
         self.peer_segments.close()
         _close_map(self.segment)
 
 
 # -- opening both ends -------------------------------------------------------
-
-def _layout(capacity):
-    """Offsets of the request ring, the reply ring, the claim slots, and the
-    segment's size."""
-    ring_bytes = RING_HEADER_SIZE + capacity
-    ring_bytes = -(-ring_bytes // 4096) * 4096
-    return 0, ring_bytes, 2 * ring_bytes, 2 * ring_bytes + 4096
-
 
 # The wake-up pipe ends of every open ParentChannel in this process: plain
 # descriptors, which a forked copy of a channel never closes (its socket and
@@ -508,14 +533,13 @@ class ParentChannel:
     """The parent's end of a new channel plus the spec for its worker."""
 
     def __init__(self, capacity=RING_CAPACITY):
-        req_off, rep_off, claims_off, size = _layout(capacity)
-        self._fds = []
+        req_off, rep_off, claims_off, to_parent, to_worker, size = channel_layout(capacity)
         ring_fd, segment = platform.create_segment(size)
         parent_wake_r, parent_wake_w = platform.wake_pipe()
         worker_wake_r, worker_wake_w = platform.wake_pipe()
         parent_sock, worker_sock = platform.fd_socketpair()
-        self.endpoint = Endpoint(segment, req_off, rep_off, claims_off, capacity,
-                                 parent_wake_r, worker_wake_w, parent_sock)
+        self.endpoint = Endpoint(segment, req_off, rep_off, claims_off, to_worker, to_parent,
+                                 capacity, parent_wake_r, worker_wake_w, parent_sock)
         self.spec = WorkerSpec(ring_fd, size, capacity, worker_wake_r, parent_wake_w, worker_sock)
         self.capacity = capacity
         # Worker-side descriptors: closed here once the worker has them.
@@ -550,6 +574,6 @@ def open_worker_endpoint(spec):
     """The worker's end of the channel described by ``spec``."""
     segment = platform.map_segment(spec.ring_fd.fd, spec.ring_size)
     os.close(spec.ring_fd.fd)
-    req_off, rep_off, claims_off, _ = _layout(spec.capacity)
-    return Endpoint(segment, rep_off, req_off, claims_off, spec.capacity,
+    req_off, rep_off, claims_off, to_parent, to_worker, _ = channel_layout(spec.capacity)
+    return Endpoint(segment, rep_off, req_off, claims_off, to_parent, to_worker, spec.capacity,
                     spec.wake_read_fd.fd, spec.peer_wake_fd.fd, spec.fd_socket)

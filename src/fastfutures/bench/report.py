@@ -223,7 +223,10 @@ def format_ratio(ratio, g):
     return "%s%s" % (_sig3(ratio), g.times)
 
 
-def _target(workload, g):
+def _target(workload, g, size):
+    if isinstance(workload, workloads.Mixed):
+        return "%s %s%s %s" % (g.le, _sig3(1 + workload.slack), g.times,
+                               format_seconds(workload.ideal(size), g))
     if workload.target is None:
         return ""
     if workload.metric == "bytes":
@@ -231,8 +234,15 @@ def _target(workload, g):
     return "%s %d%s" % (g.ge, workload.target, g.times)
 
 
-def _met(workload, baseline, fastfutures):
+def _met(workload, baseline, fastfutures, size):
     """Whether fastfutures meets the issue's target; None where unknown."""
+    if isinstance(workload, workloads.Mixed):
+        # Within the slack of the ideal schedule, and never slower than the
+        # stdlib (beyond the noise).
+        if fastfutures is None or baseline is None:
+            return None
+        return (fastfutures <= (1 + workload.slack) * workload.ideal(size)
+                and fastfutures <= (1 + workload.noise) * baseline)
     if workload.target is None or fastfutures is None:
         return None
     if workload.metric == "bytes":
@@ -277,10 +287,10 @@ def table(results, impls, stat, stream=sys.stdout):
             elif not samples:
                 row += ["", ""]
             elif workload.metric == "bytes":
-                values[name] = per_op(samples, stat)
+                values[name] = per_op(samples, workload.stat or stat)
                 row += ["%.0f B" % values[name], ""]
             else:
-                values[name] = per_op(samples, stat)
+                values[name] = per_op(samples, workload.stat or stat)
                 row += [format_seconds(values[name], g), format_rate(1 / values[name])]
         baseline = workload.baseline
         for name in challengers:
@@ -290,9 +300,13 @@ def table(results, impls, stat, stream=sys.stdout):
                 row.append(text + (" less" if workload.metric == "bytes" else ""))
             else:
                 row.append("")
-        row.append(_target(workload, g))
-        met = _met(workload, values.get(baseline), values.get("fastfutures"))
-        row.append("" if met is None else g.yes if met else g.no)
+        row.append(_target(workload, g, result["size"]))
+        met = _met(workload, values.get(baseline), values.get("fastfutures"), result["size"])
+        mark = "" if met is None else g.yes if met else g.no
+        if isinstance(workload, workloads.Mixed) and "fastfutures" in values:
+            mark += " (%s ideal)" % format_ratio(
+                values["fastfutures"] / workload.ideal(result["size"]), g)
+        row.append(mark)
         rows.append(row)
 
     widths = [max(len(r[i]) for r in [head1, head2] + rows) for i in range(len(head1))]
@@ -357,6 +371,11 @@ def saved_run(env, results, *, repeat, quick):
                 "best_per_op": per_op(samples, "best"),
                 "median_per_op": per_op(samples, "median"),
             }
+            if isinstance(workload, workloads.Mixed):
+                ideal = workload.ideal(result["size"])
+                entry["ideal_seconds"] = ideal
+                entry["implementations"][name]["median_vs_ideal"] = (
+                    per_op(samples, "median") / ideal)
         impls = entry["implementations"]
         for key, baseline in (("ratio_vs_stdlib", STDLIB),
                               ("ratio_vs_baseline", workload.baseline)):

@@ -3,7 +3,7 @@
 Two registries:
 
 * ``IMPLEMENTATIONS``: the columns being compared -- the stdlib (the baseline),
-  fastfutures, loky for the process pool, and for asyncio offload anyio's
+  fastfutures, loky for the process pools (groups process, fresh, mixed), and for asyncio offload anyio's
   ``to_thread.run_sync`` and uvloop (with either pool), each when installed;
   for the "distributed" group (only where dask is installed), dask's own
   executor (that group's baseline) and its native client API.  A further
@@ -29,6 +29,7 @@ import importlib.util
 import itertools
 import multiprocessing
 import os
+import random
 import threading
 import time
 import tracemalloc
@@ -36,8 +37,9 @@ import warnings
 
 __all__ = [
     "Implementation", "IMPLEMENTATIONS", "STDLIB", "implementation",
-    "Measurement", "Workload", "Timed", "Memory", "WORKLOADS", "GROUPS", "select", "settle",
-    "thread_pool", "process_pool", "noop", "noop1", "identity", "make_bytes", "ON_REQUEST",
+    "Measurement", "Workload", "Timed", "Mixed", "Memory", "WORKLOADS", "GROUPS", "select",
+    "settle", "thread_pool", "process_pool", "fresh_process_pool", "noop", "noop1", "identity",
+    "make_bytes", "busy", "ON_REQUEST",
 ]
 
 MiB = 1 << 20
@@ -66,6 +68,15 @@ def make_bytes(size):
     return b"\0" * size
 
 
+def busy(seconds):
+    """A CPU-bound call: a busy loop for ``seconds`` of wall time (not CPU
+    time), so that its length, and the ideal schedule of a batch of them,
+    do not depend on how a shared machine is loaded."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
 # -- implementations (columns) -------------------------------------------------
 
 def _process_context():
@@ -76,21 +87,29 @@ def _process_context():
     return multiprocessing.get_context()
 
 
-def _forking_process_pool(cf, workers, **options):
-    return cf.ProcessPoolExecutor(workers, mp_context=_process_context(), **options)
+def _forking_process_pool(cf, workers, default_start=False, **options):
+    # default_start: the platform's default start method, as
+    # `with ProcessPoolExecutor() as ex:` gets (a fresh pool's start-up is
+    # part of what it measures).
+    context = None if default_start else _process_context()
+    return cf.ProcessPoolExecutor(workers, mp_context=context, **options)
 
 
-def _stdlib_process_pool(cf, workers, zero_copy_results=False):
+def _stdlib_process_pool(cf, workers, zero_copy_results=False, default_start=False):
     # The stdlib has no zero-copy option: it returns copies.
-    return _forking_process_pool(cf, workers)
+    return _forking_process_pool(cf, workers, default_start)
 
 
-def _fastfutures_process_pool(cf, workers, zero_copy_results=False):
-    return _forking_process_pool(cf, workers, zero_copy_results=zero_copy_results)
+def _fastfutures_process_pool(cf, workers, zero_copy_results=False, default_start=False):
+    return _forking_process_pool(cf, workers, default_start,
+                                 zero_copy_results=zero_copy_results)
 
 
-def _loky_process_pool(loky, workers, zero_copy_results=False):
-    # loky has no zero-copy option: it returns copies, as the stdlib does.
+def _loky_process_pool(loky, workers, zero_copy_results=False, default_start=False):
+    # loky.ProcessPoolExecutor, a new executor each time (not
+    # get_reusable_executor(), whose workers would outlive a fresh pool's
+    # `with` block), with loky's own start method.  loky has no zero-copy
+    # option: it returns copies, as the stdlib does.
     return loky.ProcessPoolExecutor(max_workers=workers)
 
 
@@ -197,12 +216,13 @@ class Implementation:
 STDLIB = "stdlib"       # the baseline every ratio is taken against
 
 IMPLEMENTATIONS = (
-    Implementation(STDLIB, "concurrent.futures", {"thread", "process", "memory", "asyncio"},
+    Implementation(STDLIB, "concurrent.futures",
+                   {"thread", "process", "fresh", "mixed", "memory", "asyncio"},
                    _stdlib_process_pool),
     Implementation("fastfutures", "fastfutures",
-                   {"thread", "process", "memory", "asyncio", "distributed"},
+                   {"thread", "process", "fresh", "mixed", "memory", "asyncio", "distributed"},
                    _fastfutures_process_pool, _DaskExecutorRunner),
-    Implementation("loky", "loky", {"process"}, _loky_process_pool),
+    Implementation("loky", "loky", {"process", "fresh", "mixed"}, _loky_process_pool),
     # asyncio offload only (see _asyncio_side): anyio's to_thread.run_sync on
     # asyncio's loop; uvloop with the stdlib pool; uvloop with fastfutures.
     Implementation("anyio", "anyio", {"asyncio"}, None),
@@ -256,6 +276,9 @@ class Workload:
     """
 
     metric = None
+    # The run the report shows: None for the command line's --stat (best by
+    # default); "median" where the best run would flatter a noisy workload.
+    stat = None
 
     def __init__(self, group, name, description, *, unit, size, quick_size, target=None,
                  baseline=STDLIB):
@@ -277,6 +300,10 @@ class Workload:
 
     def size_for(self, quick):
         return self.quick_size if quick else self.size
+
+    def ops_for(self, size):
+        """The operations a run of ``size`` counts (times are per operation)."""
+        return size
 
     def measure(self, impl, size):
         raise NotImplementedError
@@ -318,12 +345,11 @@ class Timed(Workload):
         with self.prepare(impl, size) as run:
             return self._time(run, size)
 
-    @staticmethod
-    def _time(run, size):
+    def _time(self, run, size):
         settle()
         start = time.perf_counter()
         run()
-        return Measurement(time.perf_counter() - start, size)
+        return Measurement(time.perf_counter() - start, self.ops_for(size))
 
     @contextlib.contextmanager
     def session(self, impl, size):
@@ -340,6 +366,48 @@ def settle():
     """Run before each timed run: garbage left by an earlier run must not be
     collected on this run's clock (the run's own garbage is its cost)."""
     gc.collect()
+
+
+class Mixed(Timed):
+    """A batch of calls of mixed lengths on a warm pool of PROCESS_WORKERS:
+    the seconds from the first submit() to the last result (one operation,
+    a "batch"), against ``ideal``, the length of the best schedule.
+    ``calls(scale)`` lists ``(fn, seconds)`` in submission order; ``size``
+    scales every length, in percent (the quick run's 10 keeps it a smoke
+    test).  Shown as the median run: the issue's measure, and the best of
+    a few runs of long calls would flatter whichever column got a quiet
+    moment.  ``target`` is met within ``slack`` of the ideal and no slower
+    than the stdlib (beyond ``noise``, the timers' and scheduler's jitter)."""
+
+    stat = "median"
+
+    def __init__(self, group, name, description, calls, *, ideal, slack=0.10, noise=0.02,
+                 **kwargs):
+        kwargs.setdefault("rounds", 3)
+        super().__init__(group, name, description, self._prepare, unit="batch", size=100,
+                         quick_size=10, **kwargs)
+        self.calls = calls
+        self._ideal = ideal
+        self.slack = slack
+        self.noise = noise
+
+    def ops_for(self, size):
+        return 1
+
+    def ideal(self, size):
+        """Seconds the best schedule of the batch takes at ``size``."""
+        return self._ideal(self.calls(size / 100))
+
+    @contextlib.contextmanager
+    def _prepare(self, impl, size):
+        calls = self.calls(size / 100)
+        with process_pool(impl) as executor:
+            submit = executor.submit
+
+            def run():
+                for future in [submit(fn, seconds) for fn, seconds in calls]:
+                    future.result()
+            yield run
 
 
 class Memory(Workload):
@@ -630,6 +698,88 @@ def _held_results(zero_copy_results):
     return prepare
 
 
+# -- fresh pools: created, used and shut down inside the timed region -------------
+
+@contextlib.contextmanager
+def fresh_process_pool(impl, **options):
+    """A new pool of ``impl`` as `with ProcessPoolExecutor() as ex:` makes
+    one (the platform's default start method), shut down on exit."""
+    with warnings.catch_warnings():
+        # 3.12+ warns that forking a process with threads may deadlock
+        # (the report's pools are alone here).
+        warnings.filterwarnings("ignore", ".*use of fork", DeprecationWarning)
+        with impl.process_pool(PROCESS_WORKERS, default_start=True, **options) as executor:
+            yield executor
+
+
+@contextlib.contextmanager
+def _fresh_submits(impl, size):
+    def run():
+        with fresh_process_pool(impl) as executor:
+            submit = executor.submit
+            for future in [submit(noop) for _ in itertools.repeat(None, size)]:
+                future.result()
+    yield run
+
+
+@contextlib.contextmanager
+def _fresh_map(impl, size):
+    def run():
+        with fresh_process_pool(impl) as executor:
+            list(executor.map(identity, range(size), chunksize=256))
+    yield run
+
+
+def _fresh_held_results(zero_copy_results):
+    @contextlib.contextmanager
+    def prepare(impl, size):
+        def run():
+            with fresh_process_pool(impl, zero_copy_results=zero_copy_results) as executor:
+                fs = [executor.submit(make_bytes, 16 * MiB) for _ in range(size)]
+                data = [f.result() for f in fs]
+            if any(len(d) != 16 * MiB for d in data):
+                raise AssertionError("short result")
+        yield run
+    return prepare
+
+
+# -- mixed call lengths (group "mixed", on request) -----------------------------------
+
+def _short_behind_long(fn, long, short, count):
+    # One long call, then `count` short ones: the stdlib runs the short ones
+    # on the other worker while the long one runs; a pool that hands calls
+    # out ahead of time may queue some behind the long one.
+    def calls(scale):
+        return [(fn, long * scale)] + [(fn, short * scale)] * count
+    return calls
+
+
+def _one_worker_each(calls):
+    # The long call on one worker, every short one on the other.
+    lengths = [seconds for _, seconds in calls]
+    return max(lengths[0], sum(lengths[1:]))
+
+
+HEAVY_TAIL_SHORT = 0.010            # seconds
+HEAVY_TAIL_LONG = 20 * HEAVY_TAIL_SHORT
+HEAVY_TAIL_CALLS = 120
+HEAVY_TAIL_LONG_CALLS = 6
+
+
+def _heavy_tailed(scale):
+    # Mostly short calls and a few 20x longer, shuffled (fixed seed: every
+    # column and run gets the same order) so the long ones are spread
+    # through the batch.
+    lengths = ([HEAVY_TAIL_LONG] * HEAVY_TAIL_LONG_CALLS
+               + [HEAVY_TAIL_SHORT] * (HEAVY_TAIL_CALLS - HEAVY_TAIL_LONG_CALLS))
+    random.Random(16).shuffle(lengths)
+    return [(busy, seconds * scale) for seconds in lengths]
+
+
+def _work_per_worker(calls):
+    return max(max(s for _, s in calls), sum(s for _, s in calls) / PROCESS_WORKERS)
+
+
 # -- memory metrics ------------------------------------------------------------
 
 @contextlib.contextmanager
@@ -782,6 +932,31 @@ WORKLOADS = (
           "zero_copy_results=True",
           _held_results(True), unit="result", size=32, quick_size=4, target=8, rounds=2,
           pool_per_run=True),
+    Timed("fresh", "submit_results",
+          "with ProcessPoolExecutor() as ex: no-op submit()s, then each result()",
+          _fresh_submits, unit="task", size=10_000, quick_size=1_000, rounds=3),
+    Timed("fresh", "map",
+          "with ProcessPoolExecutor() as ex: list(ex.map(identity, range(n), chunksize=256))",
+          _fresh_map, unit="item", size=200_000, quick_size=20_000, rounds=3),
+    Timed("fresh", "results_16mib_held",
+          "with ProcessPoolExecutor() as ex: n results of 16 MiB kept, copied",
+          _fresh_held_results(False), unit="result", size=32, quick_size=4, target=1,
+          rounds=2),
+    Timed("fresh", "results_16mib_held_zero_copy",
+          "with ProcessPoolExecutor() as ex: n results of 16 MiB kept; fastfutures with"
+          " zero_copy_results=True",
+          _fresh_held_results(True), unit="result", size=32, quick_size=4, rounds=2),
+    Mixed("mixed", "short_behind_long_sleep",
+          "2 workers: sleep(3), then 8 x sleep(0.2); ideal: 3 s (short ones at 0.2..1.6 s)",
+          _short_behind_long(time.sleep, 3.0, 0.2, 8), ideal=_one_worker_each),
+    Mixed("mixed", "short_behind_long_cpu",
+          "2 workers: a 600 ms busy loop, then 8 x 40 ms; ideal: 600 ms",
+          _short_behind_long(busy, 0.6, 0.04, 8), ideal=_one_worker_each),
+    Mixed("mixed", "heavy_tailed",
+          "2 workers: %d busy loops of %d ms, %d of them %d ms, shuffled; ideal: total / 2"
+          % (HEAVY_TAIL_CALLS, HEAVY_TAIL_SHORT * 1000, HEAVY_TAIL_LONG_CALLS,
+             HEAVY_TAIL_LONG * 1000),
+          _heavy_tailed, ideal=_work_per_worker),
     Timed("asyncio", "to_thread", "await asyncio.to_thread(noop), one after another",
           _sequential_to_thread, unit="call", size=5_000, quick_size=500, target=3),
     Timed("asyncio", "gather", "gather of n loop.run_in_executor(None, noop)",
@@ -803,8 +978,9 @@ GROUPS = tuple(dict.fromkeys(w.group for w in WORKLOADS))
 # Groups left out of a run that names no workloads, each run by
 # `--only <group>`: the distributed group starts a dask cluster; the asyncio
 # group's six columns (anyio, uvloop) at 100k calls take about five minutes
-# here.  The default run stays about a minute.
-ON_REQUEST = frozenset({"distributed", "asyncio"})
+# here; the mixed group's batches of long calls, three columns, three runs
+# each, about a minute.  The default run stays a few minutes.
+ON_REQUEST = frozenset({"distributed", "asyncio", "mixed"})
 
 
 def select(patterns=None):
