@@ -18,6 +18,8 @@ cdef class Call:
     cdef readonly object fn         # kept for a time limit's message
     cdef readonly Link link         # the worker whose ring holds it, or None
     cdef readonly int slot          # its claim slot there
+    cdef double queued_at           # _process_stats.pxi: when it was accepted
+    cdef readonly int64_t work_id   # _process_stats.pxi: its number, from 0
 
 
 cdef class PoolFutureCore(FutureCore):

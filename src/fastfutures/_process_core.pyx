@@ -28,6 +28,7 @@ from libc.string cimport memcpy
 from cpython.object cimport PyTypeObject
 from cpython.ref cimport PyObject
 
+from ._stats cimport PoolStats
 from ._future cimport (FutureCore, new_future, note_gil_released, ff_monotonic,
                        ST_PENDING, ST_RUNNING, ST_CANCELLED, FF_ASSERT)
 from ._shm cimport (Ring, Claims, ffr_ctl, ffm_header, ffr_write3, ffr_peek, ffr_consume, ffr_writer_to_wake,
@@ -195,4 +196,5 @@ cdef inline int write_record(Ring ring, uint8_t kind, uint8_t flags, int64_t tas
 include "_process_calls.pxi"
 include "_process_workers.pxi"
 include "_process_pool.pxi"
+include "_process_stats.pxi"
 include "_process_worker_loop.pxi"

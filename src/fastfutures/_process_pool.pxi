@@ -54,6 +54,7 @@ cdef class PoolCore:
     cdef bint started                   # the result thread runs
     cdef bint ready                     # every worker spawned: submit() may skip the slow path
     cdef bint any_limits                # a call with a limit was submitted
+    cdef readonly PoolStats stats       # _process_stats.pxi
     cdef readonly object lock
     cdef list workers                   # Link, in no state but DEAD
     cdef object queue                   # collections.deque of Call not in a ring
@@ -84,6 +85,7 @@ cdef class PoolCore:
         self.lock = RLock()
         self.workers = []
         self.queue = deque()
+        self.stats = PoolStats()
         self.tasks = {}
         self.fn_cache = {}
         self.picklers = []
@@ -287,6 +289,8 @@ cdef class PoolCore:
     cdef FutureCore failed_future(self, exc):
         # As the stdlib's queue feeder does: only this future fails.
         cdef FutureCore future = new_future()
+        self.stats.submitted += 1       # as the stdlib's, it fails alone
+        self.stats.failed += 1
         tb = format_exception(type(exc), exc, exc.__traceback__)
         exc.__cause__ = _RemoteTraceback('\n"""\n{}"""'.format(''.join(tb)))
         future.complete(exc, True)
@@ -301,7 +305,9 @@ cdef class PoolCore:
         call.future = future
         if not self.ready:
             self.slow_submit(call)
-        elif self.queue or not self.place(call):
+            return future
+        call_accepted(self, call)
+        if self.queue or not self.place(call):
             self.queue.append(call)
             if call.buffers is not None or self.record_size(call) > 0:
                 # Nobody else may dispatch it soon (the workers can be idle).
@@ -374,6 +380,7 @@ cdef class PoolCore:
                 try:
                     state = call.future._state
                     if state != ST_PENDING:
+                        self.stats.cancelled += 1
                         # Cancelled while queued: its waiters learn it now.
                         if state == ST_CANCELLED:
                             call.future.set_running()
@@ -389,6 +396,7 @@ cdef class PoolCore:
                     # No segment could be made (/dev/shm full...): this call
                     # fails, as one whose arguments cannot be pickled does.
                     failed.append((call.future, exc))
+                    self.stats.failed += 1
                     continue
                 except BaseException:
                     queue.appendleft(call)      # KeyboardInterrupt & co.: not lost
@@ -453,6 +461,7 @@ cdef class PoolCore:
             if (self.dynamic_spawning and len(self.workers) < self.max_workers
                     and not self.has_idle_worker()):
                 self.spawn_worker()
+            call_accepted(self, call)
             self.queue.append(call)
             self.dispatch()
             self.ready = len(self.workers) >= self.max_workers
@@ -496,6 +505,7 @@ cdef class PoolCore:
         futures.extend([(<Call>call).future for call in self.queue])
         self.tasks.clear()
         self.queue.clear()
+        self.stats.failed += len(futures)
         return futures
 
     cdef list take_unstarted(self):
@@ -513,6 +523,7 @@ cdef class PoolCore:
         cdef dict first = {}
         cdef list futures = [(<Call>call).future for call in self.queue]
         self.queue.clear()
+        self.stats.cancelled += len(futures)      # cancelled by the caller, never run
         for task_id, call in self.tasks.items():
             link = call.link
             if call.future._state == ST_PENDING and not link.has_begun():
@@ -542,6 +553,7 @@ cdef class PoolCore:
                 continue
             else:                               # cancelled by cancel()
                 cancelled.append(call.future)
+                self.stats.cancelled += 1
             del self.tasks[task_id]
             link.release_stale_slot(call.slot)
             left_ring(call)
@@ -669,6 +681,7 @@ cdef class PoolCore:
             # queued calls still run (as the stdlib's do).
             if not stranded and retired and (self.queue or not self.should_wind_down()):
                 self.spawn_worker()
+                self.stats.workers_replaced += 1
             self.dispatch()
         if stranded:
             self.break_pool(None, errors.STRANDED_MESSAGE)
@@ -684,9 +697,12 @@ cdef class PoolCore:
         with self.lock:
             notify = self.take_back(link)
             started = self.take_started(link, ALL_SLOTS)
+            for call in started:
+                call_died(self, False)
             self.remove_worker(link)
             if self.queue or not self.should_wind_down():
                 self.spawn_worker()
+                self.stats.workers_replaced += 1
             self.dispatch()
         pid, exitcode = link.process.pid, link.process.exitcode
         for call in started:
@@ -767,9 +783,12 @@ cdef class PoolCore:
                 if link.state == WORKER_DYING:
                     if timed_out is not None:
                         timeouts = self.take_started(link, <uint64_t>1 << timed_out.slot)
+                        for call in timeouts:
+                            call_died(self, True)
                     if cancelled_slots:
-                        notify += [(<Call>call).future
-                                   for call in self.take_started(link, cancelled_slots)]
+                        killed = self.take_started(link, cancelled_slots)
+                        self.stats.cancelled += len(killed)
+                        notify += [(<Call>call).future for call in killed]
                 self.dispatch()
         finally:
             notify_cancelled(notify)    # whatever happens: their waiters must learn it
@@ -879,6 +898,7 @@ cdef class PoolCore:
                     link.retire()
                 link.served()
                 if call is not None:        # else: taken back from a dying worker
+                    call_replied(self, call, link.claims.started_at(h.slot), h.kind == K_EXCEPTION)
                     left_ring(call)
                     link.release_slot(h.slot, True)
                     done.append(call.future)
@@ -892,6 +912,7 @@ cdef class PoolCore:
                 if call is None:
                     link.skipped(h.slot)
                 else:
+                    self.stats.cancelled += 1
                     left_ring(call)
                     link.release_slot(h.slot, False)    # not run: it does not count
                     done.append(call.future)
