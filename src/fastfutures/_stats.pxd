@@ -57,11 +57,12 @@ cdef inline void call_skipped(PoolStats stats) noexcept:
     stats.cancelled += 1
 
 
-cdef inline void call_finished(PoolStats stats, double started_at, bint failed) noexcept:
-    """A claimed call ended, at least `now - started_at` after it began."""
+cdef inline void call_ended(PoolStats stats, bint failed) noexcept:
+    """A claimed call returned or raised (counted before its future's
+    waiters learn it; its run time is recorded after its done-callbacks,
+    with the clock read that the worker reuses for its next call)."""
     stats.running -= 1
     if failed:
         stats.failed += 1
     else:
         stats.completed += 1
-    ffh_record(&stats.run_time, ff_monotonic() - started_at)

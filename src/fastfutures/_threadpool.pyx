@@ -471,7 +471,8 @@ cdef class WorkQueue:
     cdef serve(self, object run_task):
         cdef WorkItem item
         cdef WorkerSlot slot = WorkerSlot()
-        cdef double claimed_at
+        cdef double clock = 0           # the last clock read ...
+        cdef bint clock_fresh = False   # ... made just before this worker's last pop
         cdef object ident = PyThread_get_thread_ident()
         cdef object thread = threading.current_thread()
         self.worker_idents.add(ident)
@@ -479,21 +480,25 @@ cdef class WorkQueue:
             while True:
                 if self.pop(&item):
                     # No Python code from the pop to here: a snapshot sees
-                    # the call queued or running, never neither.
-                    claimed_at = ff_monotonic()
-                    call_claimed(self.stats, item.queued_at, claimed_at)
+                    # the call queued or running, never neither.  Straight
+                    # from the last call, its end is this one's claim time.
+                    if not clock_fresh:
+                        clock = ff_monotonic()
+                    call_claimed(self.stats, item.queued_at, clock)
+                    clock_fresh = False
                     try:
                         if self.waiting:
                             self.admit_waiting()
                         if run_task is None:
                             run_call(<FutureCore>item.future, <object>item.fn, <object>item.args,
                                      <object>item.kwargs if item.kwargs != NULL else None,
-                                     self.stats, claimed_at)
+                                     self.stats, clock, &clock)
                         else:
                             run_call(<FutureCore>item.future, run_task, (<object>item.fn,), None,
-                                     self.stats, claimed_at)
+                                     self.stats, clock, &clock)
                     finally:
                         clear_item(&item)
+                    clock_fresh = True
                     continue
                 if self.closing or interpreter_shutting_down:
                     # Pass the word on, like the stdlib's None sentinel.
