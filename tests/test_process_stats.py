@@ -263,3 +263,21 @@ def test_shutdown_refuses_blocked_submitters_and_callbacks_never_wait(cf, make_p
     assert len(errors) == 1 and "shutdown" in str(errors[0])
     assert in_callback in (["QueueFull"], ["shut down"])
     assert sorted(os.listdir(tmp_path)) == ["gate", "queued"]
+
+
+@pytest.mark.stdlib_differs(reason="max_queue_size is fastfutures only")
+def test_blocked_submitter_sees_room_made_by_dropping_cancelled_calls(cf, make_pool, tmp_path):
+    gate = str(tmp_path / "gate")
+    pool = make_pool(1, max_queue_size=2)
+    held = pool.submit(wait_for_file, gate)
+    assert wait_until(lambda: pool.stats().running == 1)
+    doomed = [pool.submit(mark, str(tmp_path), i) for i in range(2)]
+    assert all(f.cancel() for f in doomed)
+    results = []
+    producer = start_thread(lambda: results.append(
+        pool.submit(mark, str(tmp_path), "late").result(TIMEOUT)))
+    assert wait_until(pool._bound_lock.locked)
+    open(gate, "x").close()
+    join_all([producer])
+    assert results == ["late"] and held.result(TIMEOUT) == "opened"
+    assert sorted(os.listdir(tmp_path)) == ["gate", "late"]

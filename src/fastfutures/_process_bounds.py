@@ -12,6 +12,10 @@ from ._bounds import QueueFull, check_bounds
 from ._future import Future, wait
 
 
+# How soon a blocked submitter looks again when no unfinished call can wake it.
+RECHECK_SECONDS = 0.01
+
+
 class Bound:
     """A pool's (or a with_options() view's) max_queue_size and policy."""
 
@@ -57,7 +61,13 @@ def submit_within(executor, bound, submit, fn, args, kwargs):
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return refuse(stats, bound)
-            unfinished = [call.future for _, call in core.pending_calls()]
+            unfinished = [call.future for _, call in core.pending_calls()
+                          if not call.future.done()]
+            if not unfinished:
+                # Only cancelled calls fill the queue: the pool drops them
+                # without completing anything, so look again shortly.
+                remaining = RECHECK_SECONDS if remaining is None else min(
+                    remaining, RECHECK_SECONDS)
             wait(unfinished + [executor._shutdown_signal], remaining, FIRST_COMPLETED)
         return submit(fn, args, kwargs)
     finally:

@@ -21,7 +21,6 @@ import threading
 import sys
 from concurrent.futures._base import InvalidStateError
 from concurrent.futures.thread import BrokenThreadPool
-from asyncio import _get_running_loop
 
 cimport cython
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
@@ -617,7 +616,7 @@ cdef class ThreadPoolCore:
             queue.stats.rejected += 1
             raise QueueFull(f"the pool's queue is full ({queue.max_queue_size} calls)")
         if queue.policy == POLICY_CALLER_RUNS and (queue.in_worker_thread()
-                                                   or _get_running_loop() is None):
+                                                   or not in_loop_thread()):
             queue.stats.ran_in_caller += 1
             run_call(future, fn, args, kwargs if kwargs else None)
             return future
@@ -628,7 +627,7 @@ cdef class ThreadPoolCore:
         waiting.fn = fn
         waiting.args = args
         waiting.kwargs = kwargs if kwargs else None
-        if _get_running_loop() is None:
+        if not in_loop_thread():
             waiting.waiter = Waiter()
         # Room may have been made while the above ran Python code.
         self.check_open()
@@ -748,6 +747,19 @@ cdef class ThreadPoolCore:
 
 
 cdef object core_submit = ThreadPoolCore.__dict__["submit"]
+cdef object get_running_loop = None     # asyncio's, once asyncio is imported
+
+
+cdef bint in_loop_thread() except -1:
+    """This thread runs an asyncio event loop.  (Without importing asyncio:
+    where it was never imported, no loop runs.)"""
+    global get_running_loop
+    if get_running_loop is None:
+        events = sys.modules.get("asyncio.events")
+        if events is None:
+            return False
+        get_running_loop = events._get_running_loop
+    return get_running_loop() is not None
 cdef tuple EMPTY_TUPLE = ()
 
 
