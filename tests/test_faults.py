@@ -76,11 +76,15 @@ SCENARIOS = [
     "process.kill_on_cancel",
     "process.worker_death_replaced",
     "process.cancel_races_claim",
+    "process.mixed_lengths",
+    "process.mixed_limits",
+    "process.stubborn_workers",
 ]
 # fastfutures' own controls (task_timeout, cancel_running, on_worker_death):
 # the stdlib has none of them.
 FASTFUTURES_ONLY = {"process.overrunning_calls", "process.kill_on_cancel",
-                    "process.worker_death_replaced"}
+                    "process.worker_death_replaced", "process.mixed_limits",
+                    "process.stubborn_workers"}
 QUICK_REPETITIONS = 3
 FULL_REPETITIONS = 200
 

@@ -1,4 +1,4 @@
-"""The process pool, compiled: its state machine (PoolCore, Link), submitting a
+"""The process pool, compiled: its state machine (PoolCore, WorkerHandle), submitting a
 call, the result thread's loop, and the worker's serve loop.
 
 Files: _process_calls.pxi (a call and its future), _process_workers.pxi (a
@@ -25,6 +25,7 @@ from cpython.mem cimport PyMem_Realloc, PyMem_Free
 from cpython.list cimport PyList_GET_SIZE
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy
+from libc.math cimport INFINITY
 from cpython.object cimport PyTypeObject
 from cpython.ref cimport PyObject
 
@@ -47,6 +48,7 @@ from concurrent.futures._base import InvalidStateError
 from concurrent.futures.process import _ExceptionWithTraceback, _RemoteTraceback
 from concurrent.futures.process import BrokenProcessPool
 from traceback import format_exception
+from os import close as os_close
 
 from . import _process_errors
 from . import _transport as transport
@@ -62,27 +64,8 @@ cdef extern from "Python.h":
     ctypedef object (*newfunc)(PyTypeObject *, object, PyObject *)
 
 cdef extern from *:
-    """
-    #if defined(_WIN32)
-    /* The pool falls back to the stdlib's there; this only has to compile. */
-    struct pollfd { int fd; short events; short revents; };
-    #define POLLIN 1
-    static int ffp_poll(struct pollfd *f, unsigned long n, int t) { (void)f; (void)n; (void)t; return -1; }
-    static long ffp_read(int fd, void *b, size_t n) { (void)fd; (void)b; (void)n; return -1; }
-    #else
-    #include <poll.h>
-    #include <unistd.h>
-    #define ffp_poll(f, n, t) poll((f), (nfds_t)(n), (t))
-    #define ffp_read(fd, b, n) read((fd), (b), (n))
-    #endif
-    """
-    struct pollfd:
-        int fd
-        short events
-        short revents
-    int ffp_poll(pollfd *fds, unsigned long nfds, int timeout) nogil
-    long ffp_read(int fd, void *buf, size_t count) nogil
-    enum: POLLIN
+    int popcount "__builtin_popcountll" (unsigned long long) nogil
+
 
 # The wire protocol's kinds and flags (_shm_ring.h), by short names.
 cdef enum:
@@ -107,6 +90,13 @@ cdef int MAX_IN_FLIGHT = 8
 MAX_IN_FLIGHT_PER_WORKER = MAX_IN_FLIGHT
 assert MAX_IN_FLIGHT <= transport.CLAIM_SLOTS
 cdef uint64_t ALL_SLOTS = ~<uint64_t>0
+cdef uint64_t SLOT_MASK = (<uint64_t>1 << MAX_IN_FLIGHT) - 1
+
+# A worker the pool stops (a time limit, cancel_running, kill_workers(), a
+# broken pool, shutdown of a broken pool) gets SIGTERM, then SIGKILL if it is
+# still there after this long (seconds).
+cdef double KILL_GRACE = 0.25
+KILL_GRACE_SECONDS = KILL_GRACE
 
 # How long a reader spins on its rings before it sleeps in poll(): long enough
 # to catch the reply of a short call (or the next request of a busy caller)
@@ -153,6 +143,15 @@ cdef inline bint spin_until_nonempty(ffr_ctl **rings, Py_ssize_t n,
             return False
 
 
+cdef inline double earliest(double a, double b) noexcept:
+    """The sooner of two timeouts in seconds, where -1 means none."""
+    if a < 0:
+        return b
+    if b < 0:
+        return a
+    return a if a < b else b
+
+
 cdef inline void drain_pipe(int fd) noexcept nogil:
     cdef char buf[256]
     while ffp_read(fd, buf, sizeof(buf)) == sizeof(buf):
@@ -194,7 +193,11 @@ cdef inline int write_record(Ring ring, uint8_t kind, uint8_t flags, int64_t tas
 
 
 include "_process_calls.pxi"
+include "_process_encoder.pxi"
 include "_process_workers.pxi"
+include "_process_scheduler.pxi"
+include "_process_limits.pxi"
+include "_process_waitset.pxi"
 include "_process_pool.pxi"
 include "_process_stats.pxi"
 include "_process_worker_loop.pxi"

@@ -1,7 +1,7 @@
 # Included by _process_core.pyx: what the process pool counts (a PoolStats,
 # _stats.pxd) and how stats(), _pending_work_items and max_queue_size read
 # the pool.  The pool's own code only calls the hooks below, at the points
-# where a call enters the pool or leaves its queue and task table:
+# where a call enters the pool or leaves its queue and the workers' rings:
 #
 #   call_accepted   enter() / slow_submit(): queued (submitted += 1)
 #   call_replied    the result thread read its reply (completed or failed)
@@ -12,11 +12,10 @@
 #
 # Queued and running are not counted: a worker claims a call in its ring
 # without telling the parent, so a snapshot reads the claims (a scan of the
-# task table, at most max_workers * MAX_IN_FLIGHT calls) under the pool's
-# lock (which dispatch() holds while a call is between the queue and the
-# task table); the hooks run with the GIL and no Python code between the
+# workers' rings, at most max_workers * MAX_IN_FLIGHT calls) under the
+# pool's lock (which dispatch() holds while a call is between the queue and
+# a ring); the hooks run with the GIL and no Python code between the
 # change and the count, so the counters add up.
-from cpython.dict cimport PyDict_Next
 from functools import partial
 from ._stats cimport PoolStats, ffh_record
 
@@ -48,44 +47,44 @@ cdef inline void call_died(PoolCore pool, bint timed_out) noexcept:
         pool.stats.worker_deaths += 1
 
 
-cdef inline bint is_claimed(Call call) noexcept:
-    return call.link is not None and call.link.claims.claimed(call.slot)
-
-
-cdef Py_ssize_t count_claimed(PoolCore pool) noexcept:
-    """Calls of the task table a worker has claimed (GIL held: no Python
-    code, no allocation)."""
-    cdef Py_ssize_t pos = 0
-    cdef Py_ssize_t claimed = 0
-    cdef PyObject *key
-    cdef PyObject *value
-    while PyDict_Next(pool.tasks, &pos, &key, &value):
-        if is_claimed(<Call>value):
-            claimed += 1
-    return claimed
+cdef Py_ssize_t count_in_rings(PoolCore pool, bint claimed_only) noexcept:
+    """Calls in the workers' rings (only those a worker has claimed, with
+    ``claimed_only``), GIL held: no Python code, no allocation."""
+    cdef WorkerHandle worker
+    cdef Py_ssize_t count = 0
+    cdef int slot
+    for worker in pool.workers:
+        for slot in range(MAX_IN_FLIGHT):
+            if (<list>worker.calls)[slot] is not None and (
+                    not claimed_only or worker.claims.claimed(slot)):
+                count += 1
+    return count
 
 
 def queued_calls(PoolCore pool):
     """Calls accepted and not claimed by a worker: the pool's queue and the
     unclaimed calls of the workers' rings."""
     with pool.lock:
-        return len(pool.queue) + len(pool.tasks) - count_claimed(pool)
+        return len(pool.queue) + count_in_rings(pool, False) - count_in_rings(pool, True)
 
 
 def pool_stats(PoolCore pool, max_queue_size):
     """executor.stats(): an ExecutorStats whose counters add up."""
     cdef Py_ssize_t claimed, queued
     with pool.lock:
-        claimed = count_claimed(pool)
-        queued = len(pool.queue) + len(pool.tasks) - claimed
+        claimed = count_in_rings(pool, True)
+        queued = len(pool.queue) + count_in_rings(pool, False) - claimed
         pool.stats.running = claimed
         return pool.stats.snapshot(queued, len(pool.workers), pool.max_workers, max_queue_size)
 
 
 def pending_calls(PoolCore pool):
     """(work id, Call) of every call not finished, oldest first."""
+    cdef WorkerHandle worker
     with pool.lock:
-        calls = list(pool.queue) + list(pool.tasks.values())
+        calls = list(pool.queue)
+        for worker in pool.workers:
+            calls.extend([call for call in worker.calls if call is not None])
     calls.sort(key=work_id_of)
     return [(call.work_id, call) for call in calls]
 

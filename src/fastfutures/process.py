@@ -7,11 +7,17 @@ on every version.  Its futures are ``fastfutures.Future`` objects.
 
 How work travels (see _transport.py): each worker has a channel -- two
 shared-memory rings and a wake-up pipe per direction.  ``submit()`` pickles
-the call in the caller's thread and, when a worker has room, writes it
+the call in the caller's thread and, when a worker can take it, writes it
 straight into that worker's request ring; otherwise the work item waits in
-the pool's queue until a worker has fewer than ``MAX_IN_FLIGHT_PER_WORKER``
-tasks.  A call in a ring stays cancellable until the worker claims it (a
-compare-and-swap on the call's claim slot, see _shm_ring.h).  One result
+the pool's queue.  A call in a ring stays cancellable until the worker
+claims it (a compare-and-swap on the call's claim slot, see _shm_ring.h).
+
+Which worker, and how far ahead (the Scheduler, _process_scheduler.pxi): up
+to ``MAX_IN_FLIGHT_PER_WORKER`` short calls per worker, two when calls run
+long; a worker whose call runs long (at least 1 ms and twice the mean) is
+stalled: it gets no new call, and the calls waiting behind it are taken back
+through their claim slots and run on the other workers.  So a call waits
+only while every worker is busy, as in the stdlib.  One result
 thread per pool drains every reply ring, completes the futures, hands queued
 work to workers, and blocks in ``poll()`` on the reply wake-ups, the worker
 sentinels and its own wake-up pipe, so a dying worker is noticed at once.
@@ -159,12 +165,7 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
         self.worker_args = (initializer, initargs, max_tasks_per_child)
         self.executor_ref = weakref.ref(executor)
         self.result_thread = None
-        self.wake_read, self.wake_write = _shm_platform.wake_pipe()
-        self.set_wake_fds(self.wake_read, self.wake_write)
-        self.wake_closed = False
-        # Reentrant: wake() also runs from a weakref callback, i.e. from the
-        # garbage collector, possibly inside a wake() of the same thread.
-        self.wake_lock = threading.RLock()
+        self.set_wake_pipe(*_shm_platform.wake_pipe())
         _live_cores.add(self)
 
     def spawn_worker(self):
@@ -185,21 +186,6 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
         self.result_thread = thread
         _result_threads.add(thread)
 
-    def wake(self):
-        with self.wake_lock:
-            if not self.wake_closed:
-                try:
-                    os.write(self.wake_write, b"\0")
-                except BlockingIOError:
-                    pass
-
-    def close_wake_pipe(self):
-        with self.wake_lock:
-            if not self.wake_closed:
-                self.wake_closed = True
-                os.close(self.wake_read)
-                os.close(self.wake_write)
-
     # Read by _process_bounds and the executor's stats() (_process_stats.pxi).
     def queued_calls(self):
         return _process_core.queued_calls(self)
@@ -215,17 +201,15 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
 
     def after_fork_in_child(self):
         # Locks held by the parent's other threads stay held in the child.
-        self.wake_lock = threading.RLock()
         executor = self.executor_ref()
         if executor is not None:
             executor._shutdown_lock = threading.Lock()
-        if self.forked():
-            self.close_wake_pipe()      # the parent's pipe: never wake its thread
-        elif not self.wake_closed:
-            os.close(self.wake_read)
-            os.close(self.wake_write)
-            self.wake_read, self.wake_write = _shm_platform.wake_pipe()
-            self.set_wake_fds(self.wake_read, self.wake_write)
+        # The parent's pipe: never wake its thread.  A pool never started
+        # (nor shut down) stays usable with a pipe of its own.
+        had_pipe = self.has_wake_pipe
+        self.close_wake_pipe()
+        if not self.forked() and had_pipe:
+            self.set_wake_pipe(*_shm_platform.wake_pipe())
 
 
 class _ResultThread(threading.Thread):
@@ -480,6 +464,9 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         core = self._core
         processes = list(core.processes().values()) if core is not None else []
         self.shutdown(wait=False, cancel_futures=True)
+        if terminate and core is not None:
+            core.terminate_workers()    # SIGKILL follows after KILL_GRACE_SECONDS
+            return
         for process in processes:
             try:
                 if process.exitcode is not None:

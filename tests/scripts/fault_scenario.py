@@ -645,6 +645,106 @@ def sc_process_cancel_races_claim(cf, rep):
     rep.shutdown(pool, wait=True)
 
 
+def sc_process_mixed_lengths(cf, rep):
+    """Calls of very different lengths (most instant, some 20-50x longer),
+    submitted in bursts while cancel() races the workers and the pool's
+    scheduler moves calls waiting behind long ones to idle workers: every
+    call runs once or ends cancelled (cancel() True exactly for the calls
+    that never ran), none is lost."""
+    rng = rep.rng
+    directory = _marks(rep)
+    pool = rep.process_pool(max_workers=rng.randint(2, 4))
+    futures = []
+    outcome = {}
+    for i in range(rng.randint(10, 50)):
+        delay = rng.choice((0.0, 0.0, 0.0, 0.001, rng.uniform(0.02, 0.05)))
+        futures.append(pool.submit(marked, directory, i, delay))
+        if rng.random() < 0.1:
+            time.sleep(rng.uniform(0, 0.02))
+        if futures and rng.random() < 0.15:
+            j = rng.randrange(len(futures))
+            outcome[j] = futures[j].cancel() or outcome.get(j, False)
+    if rng.random() < 0.2:
+        rep.shutdown(pool, wait=True, cancel_futures=True)
+    rep.settle(futures)
+    ran = started(directory)
+    for i, future in enumerate(futures):
+        if outcome.get(i) or future.cancelled():
+            if not future.cancelled():
+                rep.unexpected.append(f"call {i}: cancel() returned True, not cancelled")
+            if i in ran:
+                rep.unexpected.append(f"call {i}: cancelled, but it ran")
+        else:
+            rep.check(future, f"call {i}", results=[i])
+    _check_ran_once(rep, directory, futures)
+    rep.shutdown(pool, wait=True)
+
+
+def sc_process_mixed_limits(cf, rep):
+    """Many per-call limits, mixed and placed while other timed calls run
+    (with_options() views and the pool's task_timeout): each overrunning
+    call fails with TaskTimeout (settle()'s bound is far below the 10 x
+    BOUND it would otherwise run); every other call runs once."""
+    rng = rep.rng
+    directory = _marks(rep)
+    pool = rep.process_pool(max_workers=rng.randint(1, 3),
+                            task_timeout=rng.choice((None, 5.0)))
+    timeout = cf.process.TaskTimeout
+    kinds, futures = [], []
+    for i in range(rng.randint(3, 15)):
+        limit = rng.choice((0.05, 0.1, 0.3, 1.0, 3.0))
+        kind = rng.choice(("quick", "quick", "overrun"))
+        view = pool.with_options(timeout=limit)
+        if kind == "overrun":
+            futures.append(view.submit(marked, directory, i, 10 * BOUND))
+        else:
+            futures.append(view.submit(marked, directory, i))
+        kinds.append(kind)
+        if rng.random() < 0.3:
+            time.sleep(rng.uniform(0, 0.1))
+    rep.settle(futures)
+    for i, (kind, future) in enumerate(zip(kinds, futures)):
+        if kind == "overrun":
+            rep.check(future, f"overrunning call {i}", errors=timeout)
+        else:
+            rep.check(future, f"call {i}", results=[i], errors=timeout)
+    _check_ran_once(rep, directory, futures)
+    after = pool.submit(task, -1)
+    rep.settle([after])
+    rep.check(after, "call after", results=[-1])
+    rep.shutdown(pool, wait=True)
+
+
+def ignore_sigterm_marked(directory, i, delay):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return marked(directory, i, delay)
+
+
+def sc_process_stubborn_workers(cf, rep):
+    """Workers that ignore SIGTERM while the pool stops them: the pool
+    breaks (a worker exits in a task), terminate_workers(), or a time limit.
+    Every stop is bounded (SIGKILL after the grace): no hang, no process
+    left, every future done."""
+    rng = rep.rng
+    directory = _marks(rep)
+    how = rng.choice(("break", "terminate", "time_limit"))
+    workers = rng.randint(2, 3)
+    pool = rep.process_pool(max_workers=workers,
+                            task_timeout=0.2 if how == "time_limit" else None)
+    # "break": a worker must be free to run the call that exits.
+    stubborn = rng.randint(1, workers - 1 if how == "break" else 4)
+    futures = [pool.submit(ignore_sigterm_marked, directory, i, 10 * BOUND)
+               for i in range(stubborn)]
+    futures += [pool.submit(marked, directory, 100 + i) for i in range(rng.randint(0, 5))]
+    time.sleep(rng.uniform(0, 0.2))
+    if how == "break":
+        futures.append(pool.submit(exit_in_task, 1, 0.0))
+    elif how == "terminate":
+        rep.bounded("terminate_workers", pool.terminate_workers)
+    rep.settle(futures)
+    rep.shutdown(pool, wait=True)
+
+
 SCENARIOS = {name[3:].replace("_", ".", 1): fn for name, fn in globals().items()
              if name.startswith("sc_")}
 
