@@ -20,6 +20,8 @@ import pytest
 from conftest import TIMEOUT, _load_fastfutures, wait_until
 
 pytestmark = [
+    pytest.mark.filterwarnings(
+        "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning"),
     pytest.mark.stdlib_differs(reason="fastfutures' own process-pool internals"),
     pytest.mark.skipif(sys.platform != "linux", reason="the shared-memory transport"),
 ]

@@ -50,7 +50,12 @@ Time limits, cancel_running, on_worker_death (opt-in)
 runs longer fails with TaskTimeout and its worker is replaced;
 ``cancel_running=True``: cancel() of a running call kills its worker;
 ``on_worker_death="replace"``: a worker that dies fails only its running
-call (WorkerDied).  The result thread does the killing and replacing.
+call (WorkerDied).  The result thread does the killing and replacing; it
+never forks this process: under 'fork' a replacement is forked by the pool's
+zygote, a single-threaded process forked when the pool starts (in the
+thread of its first submit), so it holds nothing opened since (_zygote.py
+says why and how); 'spawn' starts one by fork+exec, 'forkserver' through
+multiprocessing's forkserver.
 
 Everywhere, large ``bytearray``/``memoryview``/numpy buffers in arguments and
 results travel through shared memory; a ``memoryview`` (which the stdlib
@@ -97,6 +102,7 @@ if not _shm_platform.SUPPORTED:     # pragma: no cover - Windows
 else:
     from . import _transport as transport
     from . import _process_core
+    from . import _zygote
     from ._process_core import KILL_GRACE_SECONDS  # noqa: F401 (documented)
     from ._process_worker import worker_main
     from ._process_bounds import UNBOUNDED, Bound, PendingWorkItems, submit_within
@@ -165,20 +171,62 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
         self.worker_args = (initializer, initargs, max_tasks_per_child)
         self.executor_ref = weakref.ref(executor)
         self.result_thread = None
+        # 'fork': replacements come from a zygote (_zygote.py), forked in the
+        # thread that starts the pool when the pool may replace workers.
+        self.forks = mp_context.get_start_method(allow_none=False) == "fork"
+        self.replaces = bool(task_timeout) or cancel_running or replace_dead
+        self.zygote = None
+        self.zygote_closed = False
         self.set_wake_pipe(*_shm_platform.wake_pipe())
         _live_cores.add(self)
 
     def spawn_worker(self):
+        # Under 'fork', the first workers are forked here, in the thread that
+        # submitted the pool's first call; every later one by the zygote
+        # (never a fork from the result thread, _zygote.py).
+        replacement = self.result_thread is not None and self.forks
+        if replacement and self.zygote is None:
+            raise RuntimeError("a 'fork' pool cannot start a worker without its zygote")
+        if not replacement and self.forks and self.replaces:
+            self.start_zygote()     # before the first worker's channel exists
         channel = transport.ParentChannel()
         try:
-            process = self.mp_context.Process(target=worker_main,
-                                              args=(channel.spec, *self.worker_args))
-            process.start()
+            if replacement:
+                process = self.zygote.fork_worker(channel.spec)
+            else:
+                process = self.mp_context.Process(target=worker_main,
+                                                  args=(channel.spec, *self.worker_args))
+                process.start()
         except BaseException:
             channel.close()
             raise
         channel.worker_started()
         self.add_worker(process, channel)
+
+    def start_zygote(self):
+        """Fork the zygote now, in this (a user's) thread, unless there is
+        one (lock held)."""
+        if self.zygote is None and not self.zygote_closed:
+            self.zygote = _zygote.Zygote(self.mp_context, self.worker_args)
+
+    def limits_wanted(self):
+        """with_options() made a view with a time limit (the caller's thread):
+        a 'fork' pool needs its zygote from now on; one already started
+        forks it now, in this thread."""
+        if not self.forks or self.replaces:
+            return
+        with self.lock:
+            if self.result_thread is not None and not self.winding_down:
+                self.start_zygote()
+            self.replaces = True
+
+    def close_zygote(self):
+        """Every worker is gone (or the pool never started): let the zygote go."""
+        with self.lock:
+            zygote, self.zygote = self.zygote, None
+            self.zygote_closed = True
+        if zygote is not None:
+            zygote.close()
 
     def start_result_thread(self):
         thread = _ResultThread(self, self.executor_ref())
@@ -201,6 +249,11 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
 
     def after_fork_in_child(self):
         # Locks held by the parent's other threads stay held in the child.
+        if self.zygote is not None:
+            # The parent's: this copy must not keep it alive after the parent.
+            self.zygote.forget()
+            self.zygote = None
+            self.zygote_closed = True
         executor = self.executor_ref()
         if executor is not None:
             executor._shutdown_lock = threading.Lock()
@@ -230,6 +283,7 @@ class _ResultThread(threading.Thread):
             core.serve()
         finally:
             core.close_wake_pipe()
+            core.close_zygote()
             # The core keeps this thread (shutdown() joins it): without this
             # reference the two form no cycle, and the pool (its initargs
             # included) is freed as soon as the executor is dropped.
@@ -459,6 +513,7 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
 
     def _close_unused_core(self):
         self._core.close_wake_pipe()
+        self._core.close_zygote()
 
     def _force_shutdown(self, terminate):
         core = self._core
@@ -524,6 +579,8 @@ class _PoolView:
              queue_full_timeout):
         if timeout is not _KEEP:
             limit = _check_time_limit("timeout", timeout)
+            if limit:
+                executor._core.limits_wanted()
         if max_queue_size is not _KEEP:
             bound = Bound(max_queue_size, on_queue_full, queue_full_timeout)
         elif on_queue_full is not None or queue_full_timeout is not None:

@@ -606,6 +606,90 @@ def sc_process_worker_death_replaced(cf, rep):
     rep.shutdown(pool, wait=True)
 
 
+def sc_process_replace_while_subprocess_runs(cf, rep):
+    """Workers replaced (calls overrunning a limit, cancel_running kills,
+    deaths in "replace" mode) while another thread runs subprocesses: every
+    subprocess ends (a replacement forked from the result thread at the wrong
+    moment holds the pipes a run reads, or the stdin of a child the parent
+    closes, and that run never ends), every call runs once."""
+    import subprocess
+    rng = rep.rng
+    directory = _marks(rep)
+    limit = rng.uniform(0.02, 0.1)
+    how = rng.choice(("task_timeout", "with_options", "cancel_running", "replace"))
+    options = {"task_timeout": {"task_timeout": limit}, "with_options": {},
+               "cancel_running": {"cancel_running": True},
+               "replace": {"on_worker_death": "replace"}}[how]
+    pool = rep.process_pool(**options)
+    # The pool starts (its zygote, under 'fork') before the other thread exists.
+    first = pool.submit(task, -1)
+    rep.settle([first])
+    submitter = pool.with_options(timeout=limit) if how == "with_options" else pool
+    stop = threading.Event()
+    ends = []
+
+    def run_subprocesses():
+        # A child whose stdin this process closes later: it ends only if no
+        # replacement holds the pipe's write end.
+        cat = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        try:
+            for _ in range(rng.randint(5, 40)):
+                done = subprocess.run(["true"], capture_output=True, timeout=BOUND)
+                ends.append(done.returncode)
+                if stop.is_set():
+                    break
+        finally:
+            cat.stdin.close()
+            ends.append(cat.wait(BOUND))
+
+    runner = threading.Thread(target=run_subprocesses, name="subprocesses", daemon=True)
+    rep.helpers.add(runner)
+    runner.start()
+    kinds = []
+    futures = []
+    for i in range(rng.randint(3, 20)):
+        kind = rng.choice(("quick", "quick", "stopped"))
+        kinds.append(kind)
+        if kind == "quick":
+            futures.append(submitter.submit(marked, directory, i))
+        elif how == "replace":
+            futures.append(submitter.submit(marked_exit, directory, i, "os_exit",
+                                            rng.uniform(0, 0.005)))
+        else:
+            futures.append(submitter.submit(marked, directory, i, 10 * BOUND
+                                            if how != "cancel_running" else 0.5))
+        if rng.random() < 0.3:
+            time.sleep(rng.uniform(0, limit))
+    if how == "cancel_running":
+        for kind, future in zip(kinds, futures):
+            if kind == "stopped":
+                future.cancel()
+    rep.settle(futures)
+    stop.set()
+    runner.join(BOUND)
+    if runner.is_alive():
+        rep.hang("subprocesses while workers were replaced")
+    else:
+        rep.helpers.discard(runner)
+    if any(ends):
+        rep.unexpected.append(f"subprocesses ended with {sorted(set(ends))}")
+    errors = {"task_timeout": cf.process.TaskTimeout, "with_options": cf.process.TaskTimeout,
+              "cancel_running": (), "replace": cf.process.WorkerDied}[how]
+    for i, (kind, future) in enumerate(zip(kinds, futures)):
+        if kind == "quick":
+            # A loaded machine can make a quick call overrun a short limit.
+            rep.check(future, f"call {i}", results=[i],
+                      errors=errors if how != "replace" else ())
+        else:
+            rep.check(future, f"stopped call {i}", results=[i], errors=errors,
+                      cancelled=how == "cancel_running")
+    _check_ran_once(rep, directory, futures)
+    after = pool.submit(task, -2)
+    rep.settle([after])
+    rep.check(after, "call after", results=[-2])
+    rep.shutdown(pool, wait=True)
+
+
 def sc_process_cancel_races_claim(cf, rep):
     """cancel() (from this thread and another) and shutdown(cancel_futures=
     True) race the workers claiming calls: cancel() returns True exactly for
