@@ -208,7 +208,15 @@ def test_thread_pool_submit_signature(cf):
 def test_thread_pool_constructor_signature(cf):
     sig = inspect.signature(cf.ThreadPoolExecutor)
     expected = ["max_workers", "thread_name_prefix", "initializer", "initargs"]
+    if cf is not concurrent.futures:
+        # fastfutures only, keyword-only: they change no stdlib call.
+        expected += ["max_queue_size", "on_queue_full", "queue_full_timeout", "idle_timeout"]
     if sys.version_info >= (3, 14):
         expected.append("ctxkwargs")        # for cls.prepare_context()
     assert list(sig.parameters) == expected
-    assert sig == inspect.signature(concurrent.futures.ThreadPoolExecutor)
+    stdlib = inspect.signature(concurrent.futures.ThreadPoolExecutor)
+    assert [p for p in sig.parameters.values() if p.name in stdlib.parameters] == \
+        list(stdlib.parameters.values())
+    for name in set(sig.parameters) - set(stdlib.parameters):
+        assert sig.parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert sig.parameters[name].default is None

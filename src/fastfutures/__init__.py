@@ -16,6 +16,9 @@ from concurrent.futures._base import (
 )
 
 from ._version import __version__
+# fastfutures only (not in __all__, which is the stdlib's list): what a
+# bounded pool raises when it has no room for a call.
+from ._bounds import QueueFull
 from ._subinterpreter import in_subinterpreter as _in_subinterpreter
 
 try:

@@ -11,6 +11,7 @@ from concurrent.futures import (
 )
 
 from ._base import Executor as Executor
+from ._bounds import QueueFull as QueueFull
 from ._future import Future as Future, as_completed as as_completed, wait as wait
 from .process import ProcessPoolExecutor as ProcessPoolExecutor
 from .thread import ThreadPoolExecutor as ThreadPoolExecutor

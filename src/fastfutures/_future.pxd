@@ -1,5 +1,6 @@
 # The compiled Future and the waiter machinery shared by both pools.
 from cpython.pythread cimport PyThread_type_lock, PyLockStatus
+from ._stats cimport PoolStats
 
 cdef extern from "pythread.h":
     ctypedef long long PY_TIMEOUT_T
@@ -86,4 +87,5 @@ cdef void note_gil_released() noexcept nogil
 cdef int spin_then_hand_off(int *value, int minimum, int spins) noexcept nogil
 cdef Deadline deadline_from_timeout(object timeout) except *
 cdef FutureCore new_future()
-cdef int run_call(FutureCore future, object fn, object args, object kwargs) except -1
+cdef int run_call(FutureCore future, object fn, object args, object kwargs,
+                  PoolStats stats=*, double claimed_at=*, double *finished_at=*) except -1

@@ -12,6 +12,7 @@
 #   Call           one pickled call; PoolFutureCore: its future
 #   WorkerLoop     the worker's side: read, claim, run, reply
 cimport cython
+from ._stats cimport PoolStats
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 
 from ._future cimport FutureCore
@@ -55,6 +56,8 @@ cdef class Call:
     cdef readonly WorkerHandle worker   # the worker whose ring holds it, or None
     cdef readonly int slot          # its claim slot there
     cdef readonly int64_t task_id   # its id in that ring's records
+    cdef double queued_at           # _process_stats.pxi: when it was accepted
+    cdef readonly int64_t work_id   # _process_stats.pxi: its number, from 0
 
 
 cdef class PoolFutureCore(FutureCore):
@@ -214,6 +217,7 @@ cdef class PoolCore:
     cdef Scheduler scheduler
     cdef LimitPolicy limits
     cdef WaitSet waitset
+    cdef readonly PoolStats stats       # _process_stats.pxi
 
     cdef bint should_wind_down(self) noexcept
     cdef bint mark_broken(self, message) except -1

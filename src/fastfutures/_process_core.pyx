@@ -29,6 +29,7 @@ from libc.math cimport INFINITY
 from cpython.object cimport PyTypeObject
 from cpython.ref cimport PyObject
 
+from ._stats cimport PoolStats
 from ._future cimport (FutureCore, new_future, note_gil_released, ff_monotonic,
                        ST_PENDING, ST_RUNNING, ST_CANCELLED, FF_ASSERT)
 from ._shm cimport (Ring, Claims, ffr_ctl, ffm_header, ffr_write3, ffr_peek, ffr_consume, ffr_writer_to_wake,
@@ -198,4 +199,5 @@ include "_process_scheduler.pxi"
 include "_process_limits.pxi"
 include "_process_waitset.pxi"
 include "_process_pool.pxi"
+include "_process_stats.pxi"
 include "_process_worker_loop.pxi"

@@ -47,6 +47,7 @@ cdef class PoolCore:
         self.encoder = CallEncoder()
         self.waitset = WaitSet()
         self.queue = deque()
+        self.stats = PoolStats()
 
     def __init__(self, int max_workers, max_tasks_per_child, bint dynamic_spawning,
                  bint zero_copy, double task_timeout, bint cancel_running, bint replace_dead):
@@ -228,6 +229,8 @@ cdef class PoolCore:
     cdef FutureCore failed_future(self, exc):
         # As the stdlib's queue feeder does: only this future fails.
         cdef FutureCore future = new_future()
+        self.stats.submitted += 1       # as the stdlib's, it fails alone
+        self.stats.failed += 1
         tb = format_exception(type(exc), exc, exc.__traceback__)
         exc.__cause__ = _RemoteTraceback('\n"""\n{}"""'.format(''.join(tb)))
         future.complete(exc, True)
@@ -242,7 +245,9 @@ cdef class PoolCore:
         call.future = future
         if not self.ready:
             self.slow_submit(call)
-        elif self.queue or not self.place(call):
+            return future
+        call_accepted(self, call)
+        if self.queue or not self.place(call):
             self.queue.append(call)
             if call.buffers is not None or self.record_size(call) > 0:
                 # Nobody else may dispatch it soon (the workers can be idle).
@@ -307,6 +312,7 @@ cdef class PoolCore:
                 try:
                     state = call.future._state
                     if state != ST_PENDING:
+                        self.stats.cancelled += 1
                         # Cancelled while queued: its waiters learn it now.
                         if state == ST_CANCELLED:
                             call.future.set_running()
@@ -322,6 +328,7 @@ cdef class PoolCore:
                     # No segment could be made (/dev/shm full...): this call
                     # fails, as one whose arguments cannot be pickled does.
                     failed.append((call.future, exc))
+                    self.stats.failed += 1
                     continue
                 except BaseException:
                     queue.appendleft(call)      # KeyboardInterrupt & co.: not lost
@@ -382,6 +389,7 @@ cdef class PoolCore:
             if (self.dynamic_spawning and len(self.workers) < self.max_workers
                     and not self.has_idle_worker()):
                 self.spawn_worker()
+            call_accepted(self, call)
             self.queue.append(call)
             self.dispatch()
             self.ready = len(self.workers) >= self.max_workers
@@ -430,6 +438,7 @@ cdef class PoolCore:
             futures.extend([(<Call>call).future for call in worker.take_all()])
         futures.extend([(<Call>call).future for call in self.queue])
         self.queue.clear()
+        self.stats.failed += len(futures)
         return futures
 
     cdef list take_unstarted(self):
@@ -443,6 +452,7 @@ cdef class PoolCore:
         cdef Call call, spared
         cdef list futures = [(<Call>call).future for call in self.queue]
         self.queue.clear()
+        self.stats.cancelled += len(futures)      # cancelled by the caller, never run
         for worker in self.workers:
             # Its oldest call: usually the first record in its ring (a
             # segment-carried send, which runs Python code, can let a later
@@ -460,6 +470,7 @@ cdef class PoolCore:
         cdef list back = []
         cdef list cancelled = []
         worker.take_back(back, cancelled)
+        self.stats.cancelled += len(cancelled)
         for call in reversed(back):
             self.queue.appendleft(call)
         return cancelled
@@ -546,6 +557,7 @@ cdef class PoolCore:
             # queued calls still run (as the stdlib's do).
             if not stranded and retired and (self.queue or not self.should_wind_down()):
                 self.spawn_worker()
+                self.stats.workers_replaced += 1
             self.dispatch()
         if stranded:
             self.break_pool(None, errors.STRANDED_MESSAGE)
@@ -561,9 +573,12 @@ cdef class PoolCore:
         with self.lock:
             notify = self.take_back(worker)
             started = worker.take_started(ALL_SLOTS)
+            for call in started:
+                call_died(self, False)
             self.remove_worker(worker)
             if self.queue or not self.should_wind_down():
                 self.spawn_worker()
+                self.stats.workers_replaced += 1
             self.dispatch()
         pid, exitcode = worker.process.pid, worker.process.exitcode
         for call in started:
@@ -655,9 +670,12 @@ cdef class PoolCore:
                 if worker.state == WORKER_DYING:
                     if timed_out is not None:
                         timeouts = worker.take_started(<uint64_t>1 << timed_out.slot)
+                        for call in timeouts:
+                            call_died(self, True)
                     if cancelled_slots:
-                        notify += [(<Call>call).future
-                                   for call in worker.take_started(cancelled_slots)]
+                        killed = worker.take_started(cancelled_slots)
+                        self.stats.cancelled += len(killed)
+                        notify += [(<Call>call).future for call in killed]
                 self.dispatch()
         finally:
             notify_cancelled(notify)    # whatever happens: their waiters must learn it
@@ -727,7 +745,7 @@ cdef class PoolCore:
         cdef bint consumed_already
         cdef object value
         cdef Call call
-        cdef double ran_for
+        cdef double ran_for, started_at
         while ring._ctl != NULL:
             p = ffr_peek(ring._ctl, ring._data, ring._cap, &n, &consumed)
             if p == NULL:
@@ -764,7 +782,10 @@ cdef class PoolCore:
                     ffr_consume(ring._ctl, consumed)
                 # Only now: the future of an unreadable reply fails with the pool.
                 ran_for = worker.claims.ran_for(h.slot) if h.slot < <uint32_t>MAX_IN_FLIGHT else -1
+                started_at = worker.claims.started_at(h.slot) if h.slot < <uint32_t>MAX_IN_FLIGHT else 0
                 call = worker.answered(h.slot, h.task_id, True)
+                if call is not None:
+                    call_replied(self, call, started_at, h.kind == K_EXCEPTION)
                 if h.flags & F_WORKER_EXITING:
                     worker.retire()
                 worker.served()
@@ -781,6 +802,7 @@ cdef class PoolCore:
                 if call is None:
                     worker.skipped(h.slot)
                 else:
+                    self.stats.cancelled += 1
                     done.append(call.future)
                     done.append(None)
                     done.append(OUTCOME_SKIPPED)

@@ -7,8 +7,17 @@ without a lock; a thread is woken only when an idle worker exists to take
 the work (a burst of submits therefore pays at most one wake-up per worker,
 not one per task).  An idle worker spins for a short while before it blocks,
 so the next task of a steady request/response stream finds it awake.
+
+A bounded pool (max_queue_size) keeps at most that many calls queued; a
+submit that finds the queue full follows the pool's on_queue_full policy
+(see _bounds.py).  A submitter that waits for room is a WaitingCall in the
+queue's `waiting` line: workers move the oldest ones into the queue as they
+take calls out, so room goes to waiters in order and no waiter polls.
+Every call is counted in the queue's PoolStats (_stats.pxd).
 """
+import collections
 import logging
+import threading
 import sys
 from concurrent.futures._base import InvalidStateError
 from concurrent.futures.thread import BrokenThreadPool
@@ -22,13 +31,23 @@ from cpython.pythread cimport (
     PyThread_free_lock,
     PyThread_acquire_lock,
     PyThread_release_lock,
+    PyThread_get_thread_ident,
+    PyLockStatus,
+    PY_LOCK_ACQUIRED,
     NOWAIT_LOCK,
     WAIT_LOCK,
 )
 from ._future cimport (
     FutureCore,
+    Waiter,
+    Deadline,
+    deadline_from_timeout,
+    PyThread_acquire_lock_timed,
+    PY_TIMEOUT_T,
+    PY_TIMEOUT_MAX,
     ST_CANCELLED,
     ff_load_acquire,
+    ff_monotonic,
     spin_then_hand_off,
     FF_ASSERT,
     ff_store_release,
@@ -37,6 +56,8 @@ from ._future cimport (
 )
 from ._future import results_in_order
 from ._base import buffered_map, map_results, take_buffersize
+from ._bounds import QueueFull
+from ._stats cimport PoolStats, call_claimed
 
 LOGGER = logging.getLogger("concurrent.futures")
 
@@ -64,6 +85,7 @@ ctypedef struct WorkItem:
     PyObject *fn
     PyObject *args
     PyObject *kwargs            # NULL when the call has no keyword arguments
+    double queued_at            # ff_monotonic() when it entered the queue
 
 
 @cython.final
@@ -87,6 +109,34 @@ cdef class WorkerSlot:
         PyThread_release_lock(self.lock)
 
 
+# on_queue_full policies (_bounds.POLICIES)
+cdef enum:
+    POLICY_BLOCK = 0
+    POLICY_RAISE = 1
+    POLICY_CALLER_RUNS = 2
+
+cdef dict POLICY_CODES = {"block": POLICY_BLOCK, "raise": POLICY_RAISE,
+                          "caller_runs": POLICY_CALLER_RUNS}
+
+# A WaitingCall's outcome
+cdef enum:
+    WAITING = 0
+    ADMITTED = 1                # in the queue now
+    REFUSED = 2                 # the pool shut down or broke first
+
+
+@cython.final
+cdef class WaitingCall:
+    """A submit waiting for room in a full bounded queue.  Its thread blocks
+    on `waiter`; or -- a thread that runs an asyncio loop must not block --
+    `waiter` is None and submit() has already returned the future: the call
+    enters the queue when room is made, and the loop awaits it meanwhile."""
+    cdef FutureCore future
+    cdef object fn, args, kwargs
+    cdef Waiter waiter
+    cdef int outcome
+
+
 @cython.final
 cdef class WorkQueue:
     """State shared by a ThreadPoolExecutor and its worker threads.
@@ -103,6 +153,14 @@ cdef class WorkQueue:
     cdef public object broken       # None, or the BrokenThreadPool message
     cdef public object broken_type  # the executor's BROKEN class (3.14: per pool class)
     cdef public Py_ssize_t num_threads
+    cdef readonly PoolStats stats
+    cdef readonly Py_ssize_t max_queue_size     # 0: unbounded
+    cdef int policy                 # POLICY_*, for a full queue
+    cdef double queue_full_timeout  # POLICY_BLOCK's limit in seconds; < 0: none
+    cdef object waiting             # deque of WaitingCall, oldest first
+    cdef public double idle_timeout # seconds an idle worker waits before it exits; < 0: forever
+    cdef public object threads      # the executor's set of worker threads
+    cdef set worker_idents          # thread idents of the live workers
 
     def __cinit__(self):
         self.capacity = 64
@@ -111,6 +169,19 @@ cdef class WorkQueue:
             raise MemoryError()
         self.idle = []
         self.broken_type = BrokenThreadPool
+        self.stats = PoolStats()
+        self.waiting = collections.deque()
+        self.idle_timeout = -1
+        self.threads = set()
+        self.worker_idents = set()
+
+    def set_bounds(self, Py_ssize_t max_queue_size, str policy, double queue_full_timeout,
+                   double idle_timeout):
+        """The checked options (_bounds.check_bounds): 0 is unbounded, < 0 no limit."""
+        self.max_queue_size = max_queue_size
+        self.policy = POLICY_CODES[policy]
+        self.queue_full_timeout = queue_full_timeout
+        self.idle_timeout = idle_timeout
 
     def __dealloc__(self):
         cdef WorkItem item
@@ -137,7 +208,10 @@ cdef class WorkQueue:
         self.capacity = new_capacity
         return 0
 
-    cdef int push(self, FutureCore future, object fn, object args, object kwargs) except -1:
+    cdef int push(self, FutureCore future, object fn, object args, object kwargs,
+                  double queued_at=0) except -1:
+        """Queue a call; ``queued_at``: a clock read just made (map() reads
+        one per MAP_CLOCK_EVERY calls), 0: read it now."""
         cdef WorkItem *item
         if self.count == self.capacity:
             self.grow()
@@ -153,7 +227,9 @@ cdef class WorkQueue:
             item.kwargs = <PyObject *>kwargs
         else:
             item.kwargs = NULL
+        item.queued_at = queued_at if queued_at > 0 else ff_monotonic()
         self.count += 1
+        self.stats.submitted += 1
         return 0
 
     cdef bint pop(self, WorkItem *out) noexcept:
@@ -171,6 +247,70 @@ cdef class WorkQueue:
     def pending(self):
         """Number of queued work items not yet taken by a worker."""
         return self.count
+
+    # The stdlib's queue.SimpleQueue methods that code reads
+    # (executor._work_queue.qsize() to watch a pool's backlog).
+    def qsize(self):
+        """The number of calls queued, not yet taken by a worker."""
+        return self.count
+
+    def empty(self):
+        """True when no call is queued."""
+        return self.count == 0
+
+    # -- a bounded queue's waiting line ----------------------------------------
+
+    cdef inline bint full(self) noexcept:
+        return self.max_queue_size > 0 and self.count >= self.max_queue_size
+
+    cdef int admit_waiting(self) except -1:
+        """Move the oldest waiting calls into the room there is.  Runs no
+        Python code until the last one is queued."""
+        cdef WaitingCall waiting
+        cdef bint admitted = False
+        while self.waiting and not self.full():
+            waiting = self.waiting.popleft()
+            self.push(waiting.future, waiting.fn, waiting.args, waiting.kwargs)
+            waiting.outcome = ADMITTED
+            if waiting.waiter is not None:
+                waiting.waiter.signal()
+            admitted = True
+        if admitted:
+            self.wake_one()
+        return 0
+
+    cdef int refuse_blocked_submitters(self) except -1:
+        """Shut down or broken: the threads blocked in submit() get the
+        pool's error.  Calls whose future submit() already returned (from a
+        loop thread) stay in line: they were accepted, and run."""
+        cdef WaitingCall waiting
+        for waiting in list(self.waiting):
+            if waiting.waiter is not None:
+                self.waiting.remove(waiting)
+                waiting.outcome = REFUSED
+                waiting.waiter.signal()
+        return 0
+
+    cdef list take_waiting(self):
+        """Empty the waiting line; return the WaitingCalls of loop threads
+        (their futures are out) after refusing the blocked threads."""
+        cdef list accepted = []
+        self.refuse_blocked_submitters()
+        while self.waiting:
+            accepted.append(self.waiting.popleft())
+        return accepted
+
+    cdef bint in_worker_thread(self) noexcept:
+        return PyThread_get_thread_ident() in self.worker_idents
+
+    def stats_snapshot(self, Py_ssize_t max_workers):
+        return self.stats.snapshot(self.count, self.num_threads, max_workers,
+                                   self.max_queue_size if self.max_queue_size else None)
+
+    @property
+    def waiting_submitters(self):
+        """Submits waiting for room (blocked threads and loop-thread calls)."""
+        return len(self.waiting)
 
     # -- waking workers ------------------------------------------------------
 
@@ -200,16 +340,28 @@ cdef class WorkQueue:
         self.idle = []
         self.spinner = None
         self.num_threads = 0
+        self.waiting = collections.deque()     # the parent's submitters
+        self.threads = set()
+        self.worker_idents = set()
+        self.stats = PoolStats()                # counts the child's calls only
 
     def close(self):
         """Let every worker exit once the queue is empty."""
         self.closing = True
+        self.refuse_blocked_submitters()
         while self.wake_one():
             pass
 
-    cdef int idle_wait(self, WorkerSlot slot) except -1:
+    cdef bint idle_wait(self, WorkerSlot slot) except -1:
+        """Wait to be woken; False when idle_timeout passed first (the slot
+        has then left the idle list)."""
         cdef bint spin = self.spinner is None and worker_spin_rounds > 0
         cdef bint taken = False
+        cdef double timeout = self.idle_timeout
+        cdef PY_TIMEOUT_T micros = -1
+        if timeout >= 0:
+            micros = <PY_TIMEOUT_T>(timeout * 1e6) if timeout * 1e6 < <double>PY_TIMEOUT_MAX \
+                else PY_TIMEOUT_MAX
         slot.woken = 0
         self.idle.append(slot)
         if spin:
@@ -218,16 +370,24 @@ cdef class WorkQueue:
             if spin:
                 spin_then_hand_off(&slot.woken, 1, worker_spin_rounds)
             if not ff_load_acquire(&slot.woken):
-                PyThread_acquire_lock(slot.lock, WAIT_LOCK)
-                taken = True
+                if micros < 0:
+                    PyThread_acquire_lock(slot.lock, WAIT_LOCK)
+                    taken = True
+                else:
+                    taken = PyThread_acquire_lock_timed(slot.lock, micros, 0) == PY_LOCK_ACQUIRED
         if spin:
             self.spinner = None
+        if not taken and not slot.woken:
+            # Idle too long, and nobody woke us since (the GIL is held from
+            # here to the worker's exit: a submit sees it idle or gone).
+            self.idle.remove(slot)
+            return False
         FF_ASSERT(slot.woken == 1)
         if not taken:
             # wake() set the flag and released the lock under the GIL we now
             # hold, so the lock is free: take it back for the next sleep.
             PyThread_acquire_lock(slot.lock, NOWAIT_LOCK)
-        return 0
+        return True
 
     # -- draining ------------------------------------------------------------
 
@@ -235,7 +395,13 @@ cdef class WorkQueue:
         """shutdown(cancel_futures=True): cancel every queued future."""
         cdef WorkItem item
         cdef FutureCore future
+        cdef WaitingCall waiting
+        for waiting in self.take_waiting():
+            # Accepted (a loop thread has its future), never queued: not counted.
+            waiting.future.cancel()
+            waiting.future.set_running()
         while self.pop(&item):
+            self.stats.cancelled += 1
             future = <FutureCore>item.future
             clear_call(&item)
             future.cancel()
@@ -249,7 +415,12 @@ cdef class WorkQueue:
         """Fail every queued future (initializer failure)."""
         cdef WorkItem item
         cdef FutureCore future
+        cdef WaitingCall waiting
+        for waiting in self.take_waiting():
+            if waiting.future._state < ST_CANCELLED:
+                waiting.future.complete(exception_type(message), True)
         while self.pop(&item):
+            self.stats.failed += 1
             future = <FutureCore>item.future
             clear_call(&item)
             # Made before looking at the state: the allocation (and the
@@ -302,25 +473,50 @@ cdef class WorkQueue:
     cdef serve(self, object run_task):
         cdef WorkItem item
         cdef WorkerSlot slot = WorkerSlot()
+        cdef double clock = 0           # the last clock read ...
+        cdef bint clock_fresh = False   # ... made just before this worker's last pop
+        cdef object ident = PyThread_get_thread_ident()
+        cdef object thread = threading.current_thread()
+        self.worker_idents.add(ident)
         try:
             while True:
                 if self.pop(&item):
+                    # No Python code from the pop to here: a snapshot sees
+                    # the call queued or running, never neither.  Straight
+                    # from the last call, its end is this one's claim time.
+                    if not clock_fresh:
+                        clock = ff_monotonic()
+                    call_claimed(self.stats, item.queued_at, clock)
+                    clock_fresh = False
                     try:
+                        if self.waiting:
+                            self.admit_waiting()
                         if run_task is None:
                             run_call(<FutureCore>item.future, <object>item.fn, <object>item.args,
-                                     <object>item.kwargs if item.kwargs != NULL else None)
+                                     <object>item.kwargs if item.kwargs != NULL else None,
+                                     self.stats, clock, &clock)
                         else:
-                            run_call(<FutureCore>item.future, run_task, (<object>item.fn,), None)
+                            run_call(<FutureCore>item.future, run_task, (<object>item.fn,), None,
+                                     self.stats, clock, &clock)
                     finally:
                         clear_item(&item)
+                    clock_fresh = True
                     continue
                 if self.closing or interpreter_shutting_down:
                     # Pass the word on, like the stdlib's None sentinel.
                     self.close()
                     return
-                self.idle_wait(slot)
+                if not self.idle_wait(slot) and self.count == 0:
+                    # Idle too long: leave (the pool starts a thread again
+                    # when a call finds no idle one).
+                    self.threads.discard(thread)
+                    self.num_threads = len(self.threads)
+                    self.stats.workers_exited_idle += 1
+                    return
         except BaseException:
             LOGGER.critical('Exception in worker', exc_info=True)
+        finally:
+            self.worker_idents.discard(ident)
 
     cdef initializer_failed(self):
         message = 'A thread initializer failed, the thread pool is not usable anymore'
@@ -377,9 +573,13 @@ cdef class ThreadPoolCore:
         # As the stdlib: reuse an idle thread before starting a new one.
         return not self.queue.idle and self.queue.num_threads < self.max_workers
 
-    cdef int submit_starting_thread(self, FutureCore future, fn, args, kwargs) except -1:
+    cdef bint submit_starting_thread(self, FutureCore future, fn, args, kwargs) except -1:
+        """False (nothing queued) when a bounded queue filled up while the
+        lock was being taken."""
         with self.shutdown_lock:
             self.check_open()
+            if self.queue.full():
+                return False
             if self.resolve_task is not None:
                 # Python code (as in the stdlib, under the lock); the item
                 # holds the task, which the worker's context runs.
@@ -387,7 +587,7 @@ cdef class ThreadPoolCore:
             self.queue.push(future, fn, args, kwargs)
             if not self.queue.wake_one() and self.queue.num_threads < self.max_workers:
                 self._adjust_thread_count()
-        return 0
+        return True
 
     def submit(self, fn, /, *args, **kwargs):
         """Submits a callable to be executed with the given arguments.
@@ -397,12 +597,79 @@ cdef class ThreadPoolCore:
         """
         cdef FutureCore future = new_future()
         self.check_open()
+        if self.queue.full():
+            return self.submit_to_full_queue(future, fn, args, kwargs)
         if self.resolve_task is not None or self.needs_thread():
-            self.submit_starting_thread(future, fn, args, kwargs)
+            if not self.submit_starting_thread(future, fn, args, kwargs):
+                return self.submit_to_full_queue(future, fn, args, kwargs)
         else:
             self.queue.push(future, fn, args, kwargs)
             self.queue.wake_one()
         return future
+
+    cdef object submit_to_full_queue(self, FutureCore future, fn, args, kwargs):
+        """The queue is full: the pool's on_queue_full policy decides.  A
+        pool's own thread never waits (the room it waits for could be its
+        own to make); neither does a thread running an asyncio loop (its
+        call waits in line, the loop awaits the future)."""
+        cdef WorkQueue queue = self.queue
+        cdef WaitingCall waiting
+        if queue.policy == POLICY_RAISE or (queue.policy == POLICY_BLOCK
+                                            and queue.in_worker_thread()):
+            queue.stats.rejected += 1
+            raise QueueFull(f"the pool's queue is full ({queue.max_queue_size} calls)")
+        if queue.policy == POLICY_CALLER_RUNS and (queue.in_worker_thread()
+                                                   or not in_loop_thread()):
+            queue.stats.ran_in_caller += 1
+            run_call(future, fn, args, kwargs if kwargs else None)
+            return future
+        if self.resolve_task is not None:
+            fn, args, kwargs = self.resolve_task(fn, args, kwargs), EMPTY_TUPLE, None
+        waiting = WaitingCall.__new__(WaitingCall)
+        waiting.future = future
+        waiting.fn = fn
+        waiting.args = args
+        waiting.kwargs = kwargs if kwargs else None
+        if not in_loop_thread():
+            waiting.waiter = Waiter()
+        # Room may have been made while the above ran Python code.
+        self.check_open()
+        queue.waiting.append(waiting)
+        queue.admit_waiting()
+        if waiting.waiter is not None:
+            self.wait_for_room(waiting)
+        return future
+
+    cdef int wait_for_room(self, WaitingCall waiting) except -1:
+        """Block until a worker queues `waiting` (or the pool refuses it, or
+        queue_full_timeout passes: QueueFull).  Interrupted (Ctrl-C), the
+        call is taken out of line -- or, if it was queued meanwhile,
+        cancelled -- so it never runs unseen."""
+        cdef WorkQueue queue = self.queue
+        cdef Deadline deadline = deadline_from_timeout(
+            queue.queue_full_timeout if queue.queue_full_timeout >= 0 else None)
+        try:
+            signalled = waiting.waiter.block(deadline)
+        except BaseException:
+            if waiting.outcome == WAITING:
+                queue.waiting.remove(waiting)
+            elif waiting.outcome == ADMITTED:
+                waiting.future.cancel()
+            raise
+        if not signalled and waiting.outcome == WAITING:
+            queue.waiting.remove(waiting)
+            queue.stats.rejected += 1
+            raise QueueFull(f"the pool's queue stayed full ({queue.max_queue_size} calls)"
+                            f" for {queue.queue_full_timeout} seconds")
+        if waiting.outcome == REFUSED:
+            self.check_open()       # raises the pool's error
+            raise RuntimeError('cannot schedule new futures after shutdown')
+        return 0
+
+    def stats(self):
+        """A snapshot of the pool: fastfutures.stats.ExecutorStats (its
+        counters add up; see there).  fastfutures only."""
+        return self.queue.stats_snapshot(self.max_workers)
 
     def map(self, fn, *iterables, timeout=None, chunksize=1, **buffering):
         """Returns an iterator equivalent to map(fn, iter).
@@ -414,6 +681,8 @@ cdef class ThreadPoolCore:
         """
         cdef list futures = []
         cdef FutureCore future
+        cdef double clock = 0
+        cdef Py_ssize_t n_queued = 0
         if buffering:
             buffersize = take_buffersize(buffering)
             if buffersize is not None:
@@ -421,11 +690,11 @@ cdef class ThreadPoolCore:
         # The deadline starts now, before the submits, as in the stdlib.
         results = results_in_order(futures, timeout)
         if (type(self).submit is not core_submit or self.resolve_task is not None
-                or has_instance_submit(self)):
+                or self.queue.max_queue_size or has_instance_submit(self)):
             # A subclass or an instance attribute (tqdm's thread_map sets
             # `executor.submit = wrapper`) that wraps submit() must see every
             # call, as with the stdlib's map(); so must a worker context's
-            # resolve_task().
+            # resolve_task(); and a bounded queue's policy, each call.
             futures.extend(self.submit(fn, *args) for args in zip(*iterables))
             return map_results(results)
         try:
@@ -437,7 +706,10 @@ cdef class ThreadPoolCore:
                     # from then on a live worker drains whatever is queued.
                     self.submit_starting_thread(future, fn, args, None)
                 else:
-                    self.queue.push(future, fn, args, None)
+                    if n_queued % MAP_CLOCK_EVERY == 0:
+                        clock = ff_monotonic()
+                    self.queue.push(future, fn, args, None, clock)
+                    n_queued += 1
                 futures.append(future)
         finally:
             # Also when the iterable raised part-way: what was queued runs.
@@ -483,7 +755,24 @@ cdef class ThreadPoolCore:
 
 
 cdef object core_submit = ThreadPoolCore.__dict__["submit"]
+cdef object get_running_loop = None     # asyncio's, once asyncio is imported
+
+
+cdef bint in_loop_thread() except -1:
+    """This thread runs an asyncio event loop.  (Without importing asyncio:
+    where it was never imported, no loop runs.)"""
+    global get_running_loop
+    if get_running_loop is None:
+        events = sys.modules.get("asyncio.events")
+        if events is None:
+            return False
+        get_running_loop = events._get_running_loop
+    return get_running_loop() is not None
 cdef tuple EMPTY_TUPLE = ()
+# map() queues its calls in a tight loop: one clock read per this many calls
+# (a clock read costs as much as queueing a call; the queue waits recorded
+# for the others start up to that many queueings early).
+cdef Py_ssize_t MAP_CLOCK_EVERY = 8
 
 
 cdef bint has_instance_submit(object executor) except -1:

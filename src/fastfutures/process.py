@@ -78,7 +78,7 @@ from functools import partial
 
 from . import _shm_platform
 from ._base import HAS_BUFFERSIZE, Executor, check_buffersize, map_results
-from ._future import results_in_order
+from ._future import Future, results_in_order
 
 __all__ = ["ProcessPoolExecutor", "BrokenProcessPool", "TaskTimeout", "WorkerDied"]
 
@@ -105,6 +105,7 @@ else:
     from . import _zygote
     from ._process_core import KILL_GRACE_SECONDS  # noqa: F401 (documented)
     from ._process_worker import worker_main
+    from ._process_bounds import UNBOUNDED, Bound, PendingWorkItems, submit_within
 
 # Result threads, joined at interpreter exit (before atexit handlers).
 _result_threads = weakref.WeakSet()
@@ -143,6 +144,9 @@ def _get_chunks(*iterables, chunksize):
     if hasattr(itertools, "batched"):
         return itertools.batched(it, chunksize)
     return iter(lambda: tuple(itertools.islice(it, chunksize)), ())
+
+
+_KEEP = object()     # with_options(): an option not given keeps its value
 
 
 def _default_max_workers():
@@ -230,6 +234,19 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
         self.result_thread = thread
         _result_threads.add(thread)
 
+    # Read by _process_bounds and the executor's stats() (_process_stats.pxi).
+    def queued_calls(self):
+        return _process_core.queued_calls(self)
+
+    def pending_calls(self):
+        return _process_core.pending_calls(self)
+
+    def unfinished_count(self):
+        return _process_core.unfinished_count(self)
+
+    def decode_call(self, call):
+        return _process_core.decode_call(call)
+
     def after_fork_in_child(self):
         # Locks held by the parent's other threads stay held in the child.
         if self.zygote is not None:
@@ -279,7 +296,8 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
     def __init__(self, max_workers=None, mp_context=None,
                  initializer=None, initargs=(), *, max_tasks_per_child=None,
                  zero_copy_results=False, task_timeout=None, cancel_running=False,
-                 on_worker_death="break"):
+                 on_worker_death="break", max_queue_size=None, on_queue_full=None,
+                 queue_full_timeout=None):
         """Initializes a new ProcessPoolExecutor instance.
 
         Args:
@@ -314,6 +332,14 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
                 only the call it was running fails, with WorkerDied; the
                 calls it had not started run on other workers; a
                 replacement starts.
+            max_queue_size: fastfutures only.  At most this many calls
+                wait (accepted, not yet started by a worker; None: no
+                limit).  A submit that finds them all taken follows
+                on_queue_full: "block" (the default; at most
+                queue_full_timeout seconds, then QueueFull), "raise"
+                (QueueFull) or "caller_runs" (the submitting thread runs
+                the call).  A done-callback (on the pool's result thread)
+                never waits: QueueFull, or it runs the call.
         """
         if max_workers is None:
             self._max_workers = _default_max_workers()
@@ -348,6 +374,9 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         self._max_tasks_per_child = max_tasks_per_child
 
         self._shutdown_lock = threading.Lock()
+        self._bound = Bound(max_queue_size, on_queue_full, queue_full_timeout)
+        self._bound_lock = threading.Lock()          # one bounded submit at a time
+        self._shutdown_signal = Future()             # wakes bounded submitters
         task_timeout = _check_time_limit("task_timeout", task_timeout)
         if on_worker_death not in ("break", "replace"):
             raise ValueError('on_worker_death must be "break" or "replace"')
@@ -373,6 +402,23 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         core = getattr(self, "_core", None)
         return core.winding_down if core is not None else False
 
+    # The stdlib's introspection idioms: calls not finished (a live view,
+    # work id -> _WorkItem) and the next work id (calls submitted so far).
+    @property
+    def _pending_work_items(self):
+        core = getattr(self, "_core", None)
+        return PendingWorkItems(core) if core is not None else {}
+
+    @property
+    def _queue_count(self):
+        core = getattr(self, "_core", None)
+        return core.stats.submitted if core is not None else 0
+
+    def stats(self):
+        """A snapshot of the pool: fastfutures.stats.ExecutorStats (its
+        counters add up; see there).  fastfutures only."""
+        return _process_core.pool_stats(self._core, self._bound.max_queue_size or None)
+
     # -- submitting --------------------------------------------------------
 
     @property
@@ -385,6 +431,8 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
     _executor_manager_thread = _result_thread
 
     def submit(self, fn, /, *args, **kwargs):
+        if self._bound.max_queue_size:
+            return submit_within(self, self._bound, self._core.submit, fn, args, kwargs)
         return self._core.submit(fn, args, kwargs)
     submit.__doc__ = _stdlib_base.Executor.submit.__doc__
 
@@ -397,12 +445,13 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
             submitter, limit = view, view._limit
         else:
             submitter, limit = self, -1     # the pool's own limit
-        if (buffersize is not None or "submit" in self.__dict__
+        bound = view._bound if view is not None else self._bound
+        if (buffersize is not None or "submit" in self.__dict__ or bound.max_queue_size
                 or type(self).submit is not ProcessPoolExecutor.submit):
             # Each chunk goes through submit(), as with the stdlib: a
             # subclass's submit() or one set on the instance (tqdm's
             # process_map wraps it so) sees every chunk; buffersize bounds
-            # the chunks in flight.
+            # the chunks in flight; a bounded queue's policy applies to each.
             results = Executor.map(submitter, partial(_process_chunk, fn),
                                    _get_chunks(*iterables, chunksize=chunksize),
                                    timeout=timeout,
@@ -429,14 +478,15 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
             return self._map(fn, iterables, timeout, chunksize, None)
     map.__doc__ = _stdlib_process.ProcessPoolExecutor.map.__doc__
 
-    def with_options(self, *, timeout):
+    def with_options(self, *, timeout=_KEEP, max_queue_size=_KEEP, on_queue_full=None,
+                     queue_full_timeout=None):
         """A view of this pool whose submit() and map() give each call a
         time limit of ``timeout`` seconds (None: no limit), overriding
-        task_timeout.  fastfutures only."""
-        limit = _check_time_limit("timeout", timeout)
-        if limit:
-            self._core.limits_wanted()
-        return _PoolView(self, limit)
+        task_timeout, and/or follow another max_queue_size/on_queue_full
+        (counted against the pool's queue; None: unbounded).  fastfutures
+        only."""
+        return _PoolView.made(self, -1, self._bound, timeout, max_queue_size,
+                              on_queue_full, queue_full_timeout)
 
     # -- stopping ------------------------------------------------------------
 
@@ -445,6 +495,11 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         with self._shutdown_lock:
             if core is not None:
                 core.shut_down(cancel_futures)
+        if not self._shutdown_signal.done():
+            try:
+                self._shutdown_signal.set_result(None)     # bounded submitters see it
+            except _stdlib_base.InvalidStateError:
+                pass
         if core is not None:
             thread = core.result_thread
             if thread is None:
@@ -509,16 +564,39 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
 
 
 class _PoolView:
-    """ProcessPoolExecutor.with_options(): the same pool, another time limit."""
+    """ProcessPoolExecutor.with_options(): the same pool, another time limit
+    (-1: the pool's) or bound."""
 
-    __slots__ = ("_executor", "_limit", "__weakref__")
+    __slots__ = ("_executor", "_limit", "_bound", "__weakref__")
 
-    def __init__(self, executor, limit):
+    def __init__(self, executor, limit, bound=None):
         self._executor = executor
         self._limit = limit
+        self._bound = bound if bound is not None else executor._bound
+
+    @classmethod
+    def made(cls, executor, limit, bound, timeout, max_queue_size, on_queue_full,
+             queue_full_timeout):
+        if timeout is not _KEEP:
+            limit = _check_time_limit("timeout", timeout)
+            if limit:
+                executor._core.limits_wanted()
+        if max_queue_size is not _KEEP:
+            bound = Bound(max_queue_size, on_queue_full, queue_full_timeout)
+        elif on_queue_full is not None or queue_full_timeout is not None:
+            raise ValueError("on_queue_full and queue_full_timeout need max_queue_size")
+        return cls(executor, limit, bound)
 
     def submit(self, fn, /, *args, **kwargs):
-        return self._executor._core.submit_limited(fn, args, kwargs, self._limit)
+        executor = self._executor
+        if self._limit < 0:
+            submit = executor._core.submit
+        else:
+            def submit(fn, args, kwargs, submit_limited=executor._core.submit_limited):
+                return submit_limited(fn, args, kwargs, self._limit)
+        if self._bound.max_queue_size:
+            return submit_within(executor, self._bound, submit, fn, args, kwargs)
+        return submit(fn, args, kwargs)
     submit.__doc__ = _stdlib_base.Executor.submit.__doc__
 
     if HAS_BUFFERSIZE:
@@ -529,11 +607,14 @@ class _PoolView:
             return self._executor._map(fn, iterables, timeout, chunksize, None, self)
     map.__doc__ = _stdlib_process.ProcessPoolExecutor.map.__doc__
 
-    def with_options(self, *, timeout):
-        return self._executor.with_options(timeout=timeout)
+    def with_options(self, *, timeout=_KEEP, max_queue_size=_KEEP, on_queue_full=None,
+                     queue_full_timeout=None):
+        return _PoolView.made(self._executor, self._limit, self._bound, timeout,
+                              max_queue_size, on_queue_full, queue_full_timeout)
 
     def __repr__(self):
-        return f"<{type(self._executor).__name__} view: time limit {self._limit or None}>"
+        limit = "the pool's" if self._limit < 0 else (self._limit or None)
+        return f"<{type(self._executor).__name__} view: time limit {limit}>"
 
 
 if not _shm_platform.SUPPORTED:     # pragma: no cover - Windows

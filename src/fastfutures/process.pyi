@@ -10,6 +10,7 @@ from typing_extensions import ParamSpec, TypeVarTuple, Unpack
 
 from ._base import Executor
 from ._future import Future
+from .stats import ExecutorStats
 
 __all__ = ["ProcessPoolExecutor", "BrokenProcessPool", "TaskTimeout", "WorkerDied"]
 
@@ -35,8 +36,8 @@ class WorkerDied(BrokenProcessPool):
     def signal(self) -> int | None: ...
 
 class _PoolView:
-    # ProcessPoolExecutor.with_options(): the same pool, another time limit.
-    def __init__(self, executor: ProcessPoolExecutor, limit: float) -> None: ...
+    # ProcessPoolExecutor.with_options(): the same pool, another time limit or bound.
+    def __init__(self, executor: ProcessPoolExecutor, limit: float, bound: Any = None) -> None: ...
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]: ...
     if sys.version_info >= (3, 14):
         def map(
@@ -52,7 +53,14 @@ class _PoolView:
             self, fn: Callable[..., _T], *iterables: Iterable[Any], timeout: float | None = None,
             chunksize: int = 1,
         ) -> Iterator[_T]: ...
-    def with_options(self, *, timeout: float | None) -> _PoolView: ...
+    def with_options(
+        self,
+        *,
+        timeout: float | None = ...,
+        max_queue_size: int | None = ...,
+        on_queue_full: Literal["block", "raise", "caller_runs"] | None = None,
+        queue_full_timeout: float | None = None,
+    ) -> _PoolView: ...
 
 if sys.platform == "win32":
     # No shared-memory transport on Windows: the stdlib's pool itself.
@@ -76,6 +84,9 @@ else:
             task_timeout: float | None = None,
             cancel_running: bool = False,
             on_worker_death: Literal["break", "replace"] = "break",
+            max_queue_size: int | None = None,
+            on_queue_full: Literal["block", "raise", "caller_runs"] | None = None,
+            queue_full_timeout: float | None = None,
         ) -> None: ...
         @overload
         def __init__(
@@ -90,6 +101,9 @@ else:
             task_timeout: float | None = None,
             cancel_running: bool = False,
             on_worker_death: Literal["break", "replace"] = "break",
+            max_queue_size: int | None = None,
+            on_queue_full: Literal["block", "raise", "caller_runs"] | None = None,
+            queue_full_timeout: float | None = None,
         ) -> None: ...
         @overload
         def __init__(
@@ -104,11 +118,22 @@ else:
             task_timeout: float | None = None,
             cancel_running: bool = False,
             on_worker_death: Literal["break", "replace"] = "break",
+            max_queue_size: int | None = None,
+            on_queue_full: Literal["block", "raise", "caller_runs"] | None = None,
+            queue_full_timeout: float | None = None,
         ) -> None: ...
         # Calls of the view get a time limit of `timeout` seconds (None: none),
         # instead of task_timeout.
-        def with_options(self, *, timeout: float | None) -> _PoolView: ...
+        def with_options(
+        self,
+        *,
+        timeout: float | None = ...,
+        max_queue_size: int | None = ...,
+        on_queue_full: Literal["block", "raise", "caller_runs"] | None = None,
+        queue_full_timeout: float | None = None,
+    ) -> _PoolView: ...
         def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+        def stats(self) -> ExecutorStats: ...
         # Stop the workers now (SIGTERM / SIGKILL); the pool is broken afterwards.
         def terminate_workers(self) -> None: ...
         def kill_workers(self) -> None: ...

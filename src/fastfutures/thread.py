@@ -14,6 +14,7 @@ from concurrent.futures.thread import BrokenThreadPool
 
 from . import _threadpool
 from ._base import Executor
+from ._bounds import check_bounds, check_seconds
 from ._threadpool import ThreadPoolCore, WorkQueue
 
 __all__ = ["ThreadPoolExecutor", "BrokenThreadPool"]
@@ -72,6 +73,26 @@ def _default_max_workers():
     return min(32, (cpu_count or 1) + 4)
 
 
+# Appended to __init__'s docstring.
+_BOUNDS_DOC = """
+            fastfutures only:
+            max_queue_size: at most this many calls wait in the queue (None:
+                no limit, the stdlib's behaviour).  A submit that finds it
+                full follows on_queue_full:
+                "block" (the default): wait for room, at most
+                    queue_full_timeout seconds (None: as long as it takes),
+                    then raise QueueFull;
+                "raise": raise QueueFull at once;
+                "caller_runs": the submitting thread runs the call itself.
+                A submit from one of the pool's own threads never waits
+                (QueueFull, or the call runs there with "caller_runs"); one
+                from a thread that runs an asyncio loop never blocks it: the
+                call waits in line while the loop awaits its future.
+            idle_timeout: a worker idle for this many seconds exits (None:
+                never); the pool starts threads again when calls come.
+            """
+
+
 class ThreadPoolExecutor(ThreadPoolCore, Executor, _stdlib_thread.ThreadPoolExecutor):
     """A compiled drop-in for concurrent.futures.ThreadPoolExecutor."""
 
@@ -80,7 +101,9 @@ class ThreadPoolExecutor(ThreadPoolCore, Executor, _stdlib_thread.ThreadPoolExec
 
     if HAS_WORKER_CONTEXT:
         def __init__(self, max_workers=None, thread_name_prefix='',
-                     initializer=None, initargs=(), **ctxkwargs):
+                     initializer=None, initargs=(), *, max_queue_size=None,
+                     on_queue_full=None, queue_full_timeout=None, idle_timeout=None,
+                     **ctxkwargs):
             """Initializes a new ThreadPoolExecutor instance.
 
             Args:
@@ -91,10 +114,13 @@ class ThreadPoolExecutor(ThreadPoolCore, Executor, _stdlib_thread.ThreadPoolExec
                 initargs: A tuple of arguments to pass to the initializer.
                 ctxkwargs: Additional arguments to cls.prepare_context().
             """
-            self._fastfutures_init(max_workers, thread_name_prefix, initializer, initargs, ctxkwargs)
+            self._fastfutures_init(max_workers, thread_name_prefix, initializer, initargs,
+                                   ctxkwargs, (max_queue_size, on_queue_full,
+                                               queue_full_timeout, idle_timeout))
     else:
         def __init__(self, max_workers=None, thread_name_prefix='',
-                     initializer=None, initargs=()):
+                     initializer=None, initargs=(), *, max_queue_size=None,
+                     on_queue_full=None, queue_full_timeout=None, idle_timeout=None):
             """Initializes a new ThreadPoolExecutor instance.
 
             Args:
@@ -104,13 +130,23 @@ class ThreadPoolExecutor(ThreadPoolCore, Executor, _stdlib_thread.ThreadPoolExec
                 initializer: A callable used to initialize worker threads.
                 initargs: A tuple of arguments to pass to the initializer.
             """
-            self._fastfutures_init(max_workers, thread_name_prefix, initializer, initargs, None)
+            self._fastfutures_init(max_workers, thread_name_prefix, initializer, initargs,
+                                   None, (max_queue_size, on_queue_full,
+                                          queue_full_timeout, idle_timeout))
 
-    def _fastfutures_init(self, max_workers, thread_name_prefix, initializer, initargs, ctxkwargs):
+
+    __init__.__doc__ += _BOUNDS_DOC
+
+    def _fastfutures_init(self, max_workers, thread_name_prefix, initializer, initargs,
+                          ctxkwargs, bounds):
         if max_workers is None:
             max_workers = _default_max_workers()
         if max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
+        max_queue_size, on_queue_full, queue_full_timeout, idle_timeout = bounds
+        max_queue_size, on_queue_full, queue_full_timeout = check_bounds(
+            max_queue_size, on_queue_full, queue_full_timeout)
+        idle_timeout = check_seconds("idle_timeout", idle_timeout)
         resolve_task = None
         if HAS_WORKER_CONTEXT:
             prepare_context = type(self).prepare_context
@@ -125,11 +161,12 @@ class ThreadPoolExecutor(ThreadPoolCore, Executor, _stdlib_thread.ThreadPoolExec
 
         queue = WorkQueue()
         queue.broken_type = getattr(type(self), "BROKEN", BrokenThreadPool)
+        queue.set_bounds(max_queue_size, on_queue_full, queue_full_timeout, idle_timeout)
         # Held while a thread is started and by shutdown(), as in the stdlib.
         self._shutdown_lock = threading.Lock()
         self._set_queue(queue, max_workers, self._shutdown_lock, resolve_task)
         self._custom_context = resolve_task is not None
-        self._threads = set()
+        self._threads = queue.threads       # an idle worker leaves it as it exits
         self._thread_name_prefix = (thread_name_prefix or
                                     ("ThreadPoolExecutor-%d" % self._counter()))
         self._initializer = initializer
@@ -146,7 +183,7 @@ class ThreadPoolExecutor(ThreadPoolCore, Executor, _stdlib_thread.ThreadPoolExec
             # worker holds this reference (as the stdlib's does): held by
             # the queue, it would close a cycle through its callback.
             executor_ref = weakref.ref(self, lambda _, q=queue: q.close())
-            thread_name = '%s_%d' % (self._thread_name_prefix or self, num_threads)
+            thread_name = '%s_%d' % (self._thread_name_prefix or self, self._thread_number())
             if self._custom_context:
                 target = queue.run_worker_in_context
                 args = (executor_ref, self._create_worker_context())
@@ -159,6 +196,14 @@ class ThreadPoolExecutor(ThreadPoolCore, Executor, _stdlib_thread.ThreadPoolExec
             queue.num_threads = len(self._threads)
             _threads_queues[t] = queue
 
+    def _thread_number(self):
+        # The stdlib numbers threads 0..max_workers-1; with idle_timeout
+        # threads come and go, and a new one must not reuse a live name.
+        if self._work_queue.idle_timeout < 0:
+            return len(self._threads)
+        self._threads_started = getattr(self, "_threads_started", 0) + 1
+        return self._threads_started - 1
+
     def _initializer_failed(self):
         queue = self._work_queue
         queue.broken = ('A thread initializer failed, the thread pool '
@@ -166,13 +211,13 @@ class ThreadPoolExecutor(ThreadPoolCore, Executor, _stdlib_thread.ThreadPoolExec
         queue.fail_pending(queue.broken_type, queue.broken)
 
     def _forget_workers_after_fork(self):
-        self._threads = set()
         # Another thread of the parent may have held it at the fork.
         self._shutdown_lock = threading.Lock()
         self._set_queue(self._work_queue, self._max_workers, self._shutdown_lock,
                         self._resolve_work_item_task if self._custom_context else None)
         queue = self._work_queue
         queue.reset_workers_after_fork()
+        self._threads = queue.threads
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         """Clean-up the resources associated with the Executor.

@@ -3,10 +3,11 @@ import concurrent.futures.thread
 import sys
 from collections.abc import Callable
 from concurrent.futures.thread import BrokenThreadPool as BrokenThreadPool
-from typing import Any, overload
+from typing import Any, Literal, overload
 from typing_extensions import TypeVarTuple, Unpack
 
 from ._base import Executor
+from .stats import ExecutorStats
 
 __all__ = ["ThreadPoolExecutor", "BrokenThreadPool"]
 
@@ -25,6 +26,11 @@ class ThreadPoolExecutor(Executor, concurrent.futures.thread.ThreadPoolExecutor)
             thread_name_prefix: str = "",
             initializer: Callable[[], object] | None = None,
             initargs: tuple[()] = (),
+            *,
+            max_queue_size: int | None = None,
+            on_queue_full: Literal["block", "raise", "caller_runs"] | None = None,
+            queue_full_timeout: float | None = None,
+            idle_timeout: float | None = None,
             **ctxkwargs: Any,
         ) -> None: ...
         @overload
@@ -35,6 +41,10 @@ class ThreadPoolExecutor(Executor, concurrent.futures.thread.ThreadPoolExecutor)
             *,
             initializer: Callable[[Unpack[_Ts]], object],
             initargs: tuple[Unpack[_Ts]],
+            max_queue_size: int | None = None,
+            on_queue_full: Literal["block", "raise", "caller_runs"] | None = None,
+            queue_full_timeout: float | None = None,
+            idle_timeout: float | None = None,
             **ctxkwargs: Any,
         ) -> None: ...
         @overload
@@ -44,6 +54,11 @@ class ThreadPoolExecutor(Executor, concurrent.futures.thread.ThreadPoolExecutor)
             thread_name_prefix: str,
             initializer: Callable[[Unpack[_Ts]], object],
             initargs: tuple[Unpack[_Ts]],
+            *,
+            max_queue_size: int | None = None,
+            on_queue_full: Literal["block", "raise", "caller_runs"] | None = None,
+            queue_full_timeout: float | None = None,
+            idle_timeout: float | None = None,
             **ctxkwargs: Any,
         ) -> None: ...
     else:
@@ -55,6 +70,11 @@ class ThreadPoolExecutor(Executor, concurrent.futures.thread.ThreadPoolExecutor)
             thread_name_prefix: str = "",
             initializer: Callable[[], object] | None = None,
             initargs: tuple[()] = (),
+            *,
+            max_queue_size: int | None = None,
+            on_queue_full: Literal["block", "raise", "caller_runs"] | None = None,
+            queue_full_timeout: float | None = None,
+            idle_timeout: float | None = None,
         ) -> None: ...
         @overload
         def __init__(
@@ -64,6 +84,10 @@ class ThreadPoolExecutor(Executor, concurrent.futures.thread.ThreadPoolExecutor)
             *,
             initializer: Callable[[Unpack[_Ts]], object],
             initargs: tuple[Unpack[_Ts]],
+            max_queue_size: int | None = None,
+            on_queue_full: Literal["block", "raise", "caller_runs"] | None = None,
+            queue_full_timeout: float | None = None,
+            idle_timeout: float | None = None,
         ) -> None: ...
         @overload
         def __init__(
@@ -72,5 +96,11 @@ class ThreadPoolExecutor(Executor, concurrent.futures.thread.ThreadPoolExecutor)
             thread_name_prefix: str,
             initializer: Callable[[Unpack[_Ts]], object],
             initargs: tuple[Unpack[_Ts]],
+            *,
+            max_queue_size: int | None = None,
+            on_queue_full: Literal["block", "raise", "caller_runs"] | None = None,
+            queue_full_timeout: float | None = None,
+            idle_timeout: float | None = None,
         ) -> None: ...
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+    def stats(self) -> ExecutorStats: ...
