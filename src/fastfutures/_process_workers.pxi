@@ -315,6 +315,10 @@ cdef class WorkerHandle:
         if call is None or call.task_id != task_id:
             return None
         self.calls[slot] = None
+        if ran and call.future._state == ST_PENDING:
+            # It ran: from here to its completion cancel() must fail, as for
+            # a running call (no longer in the ring, the claim is not read).
+            call.future._state = ST_RUNNING
         left_ring(call)
         self.release_slot(slot, ran)
         return call
