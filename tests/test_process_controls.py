@@ -16,6 +16,7 @@ import time
 import pytest
 
 from conftest import TIMEOUT, _load_fastfutures, wait_until
+from pool_calls import PoolFactory, exit_now, get_pid, mark, square, wait_for_file
 
 pytestmark = [
     pytest.mark.filterwarnings(
@@ -28,29 +29,6 @@ METHODS = ["fork", "spawn", "forkserver"]
 
 # -- functions run in the workers ------------------------------------------------
 
-def square(x):
-    return x * x
-
-
-def get_pid(_=None):
-    return os.getpid()
-
-
-def wait_for_file(path, bound=TIMEOUT):
-    """Runs until ``path`` exists (a gate), at most ``bound`` seconds."""
-    deadline = time.monotonic() + bound
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            return "gate never opened"
-        time.sleep(0.002)
-    return "opened"
-
-
-def mark(directory, name):
-    """Leaves ``directory/name``; a second run of the same call fails."""
-    open(os.path.join(directory, str(name)), "x").close()
-    return name
-
 
 def mark_and_wait(directory, name, gate):
     mark(directory, name)
@@ -59,10 +37,6 @@ def mark_and_wait(directory, name, gate):
 
 def takes_timeout(*, timeout):
     return timeout
-
-
-def exit_now(code):
-    os._exit(code)
 
 
 def kill_self():
@@ -83,16 +57,9 @@ def ff():
 
 @pytest.fixture(params=METHODS)
 def make_pool(request, ff):
-    pools = []
-
-    def factory(max_workers=1, **kwargs):
-        pool = ff.ProcessPoolExecutor(
-            max_workers, mp_context=multiprocessing.get_context(request.param), **kwargs)
-        pools.append(pool)
-        return pool
+    factory = PoolFactory(ff, request.param)
     yield factory
-    for pool in pools:
-        pool.shutdown(wait=True, cancel_futures=True)
+    factory.close()
 
 
 def never(tmp_path):

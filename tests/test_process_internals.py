@@ -13,11 +13,11 @@ import concurrent.futures
 import multiprocessing
 import os
 import sys
-import time
 
 import pytest
 
 from conftest import TIMEOUT, _load_fastfutures, wait_until
+from pool_calls import square, wait_for_file
 
 pytestmark = [
     pytest.mark.filterwarnings(
@@ -137,18 +137,6 @@ def test_unknown_transition_is_refused(core, handle):
 
 
 # -- the claim slots, seen through the pool ---------------------------------------
-
-def wait_for_file(path, bound=TIMEOUT):
-    deadline = time.monotonic() + bound
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            return "gate never opened"
-        time.sleep(0.002)
-    return "opened"
-
-
-def square(x):
-    return x * x
 
 
 def slots_partition(worker):

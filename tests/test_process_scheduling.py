@@ -11,15 +11,14 @@ a gate file, each with its own bound, and a bound that runs out is a failure
 that says so instead of a hang.
 """
 import concurrent.futures
-import multiprocessing
-import os
-import signal
 import sys
 import time
 
 import pytest
 
 from conftest import TIMEOUT, _load_fastfutures, wait_until
+from pool_calls import (PoolFactory, exit_now, ignore_sigterm_and_wait, meet, square,
+                        wait_for_file)
 
 pytestmark = [
     pytest.mark.filterwarnings(
@@ -29,40 +28,6 @@ pytestmark = [
 
 METHODS = ["fork", "spawn", "forkserver"]
 IMPLS = ["stdlib", "fastfutures"]
-
-
-# -- functions run in the workers ------------------------------------------------
-
-def square(x):
-    return x * x
-
-
-def wait_for_file(path, bound=TIMEOUT):
-    """Runs until ``path`` exists (a gate), at most ``bound`` seconds."""
-    deadline = time.monotonic() + bound
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            return "gate never opened"
-        time.sleep(0.002)
-    return "opened"
-
-
-def meet(directory, me, other, bound=TIMEOUT):
-    """Leaves ``directory/me`` and waits for ``directory/other``: two calls
-    meet only if they run at the same time, on two workers."""
-    open(os.path.join(directory, me), "x").close()
-    if wait_for_file(os.path.join(directory, other), bound) == "opened":
-        return "met"
-    return "alone"
-
-
-def ignore_sigterm_and_wait(path, bound):
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    return wait_for_file(path, bound)
-
-
-def exit_now(code):
-    os._exit(code)
 
 
 # -- fixtures ----------------------------------------------------------------------
@@ -75,32 +40,16 @@ def _module(impl):
                 ids=lambda p: f"{p[0]}-{p[1]}")
 def make_pool(request):
     impl, method = request.param
-    cf = _module(impl)
-    pools = []
-
-    def factory(max_workers=2, **kwargs):
-        pool = cf.ProcessPoolExecutor(
-            max_workers, mp_context=multiprocessing.get_context(method), **kwargs)
-        pools.append(pool)
-        return pool
+    factory = PoolFactory(_module(impl), method, 2)
     yield factory
-    for pool in pools:
-        pool.shutdown(wait=True, cancel_futures=True)
+    factory.close()
 
 
 @pytest.fixture(params=METHODS)
 def make_ff_pool(request):
-    ff = _load_fastfutures()
-    pools = []
-
-    def factory(max_workers=2, **kwargs):
-        pool = ff.ProcessPoolExecutor(
-            max_workers, mp_context=multiprocessing.get_context(request.param), **kwargs)
-        pools.append(pool)
-        return pool
+    factory = PoolFactory(_load_fastfutures(), request.param, 2)
     yield factory
-    for pool in pools:
-        pool.shutdown(wait=True, cancel_futures=True)
+    factory.close()
 
 
 # -- a call waits only while every worker is busy ----------------------------------

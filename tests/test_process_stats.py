@@ -4,15 +4,14 @@ fastfutures' stats(), max_queue_size and on_queue_full -- with the fork,
 spawn and forkserver start methods.  Calls that must wait do so on a gate
 file (with their own bound), so nothing depends on timing."""
 import concurrent.futures
-import multiprocessing
 import os
 import sys
 import threading
-import time
 
 import pytest
 
 from conftest import TIMEOUT, join_all, start_thread, wait_until
+from pool_calls import PoolFactory, mark, wait_for_file
 
 pytestmark = [
     pytest.mark.filterwarnings(
@@ -21,21 +20,6 @@ pytestmark = [
 ]
 
 METHODS = ["fork", "spawn", "forkserver"]
-
-
-def wait_for_file(path, bound=TIMEOUT):
-    deadline = time.monotonic() + bound
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            return "gate never opened"
-        time.sleep(0.002)
-    return "opened"
-
-
-def mark(directory, name):
-    """Leaves ``directory/name``; a second run of the same call fails."""
-    open(os.path.join(directory, str(name)), "x").close()
-    return name
 
 
 def kill_self():
@@ -54,16 +38,9 @@ def method(request):
 
 @pytest.fixture
 def make_pool(cf, method):
-    pools = []
-
-    def factory(max_workers=1, **kwargs):
-        pool = cf.ProcessPoolExecutor(
-            max_workers, mp_context=multiprocessing.get_context(method), **kwargs)
-        pools.append(pool)
-        return pool
+    factory = PoolFactory(cf, method)
     yield factory
-    for pool in pools:
-        pool.shutdown(wait=True, cancel_futures=True)
+    factory.close()
 
 
 def test_pending_work_items_and_queue_count(cf, make_pool, tmp_path):

@@ -24,6 +24,7 @@ import time
 import pytest
 
 from conftest import TIMEOUT, _load_fastfutures, load_test_script, src_path_of, wait_until
+from pool_calls import PoolFactory, exit_now, get_pid, wait_for_file
 
 resources = load_test_script("resources")
 
@@ -39,23 +40,6 @@ METHODS = ["fork", "spawn", "forkserver"]
 
 # -- functions run in the workers ------------------------------------------------
 
-def get_pid(_=None):
-    return os.getpid()
-
-
-def wait_for_file(path, bound=TIMEOUT):
-    """Runs until ``path`` exists (a gate), at most ``bound`` seconds."""
-    deadline = time.monotonic() + bound
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            return "gate never opened"
-        time.sleep(0.002)
-    return "opened"
-
-
-def exit_now(code):
-    os._exit(code)
-
 
 # -- helpers -----------------------------------------------------------------------
 
@@ -66,17 +50,9 @@ def ff():
 
 @pytest.fixture(params=METHODS)
 def make_pool(request, ff):
-    pools = []
-
-    def factory(max_workers=1, **kwargs):
-        pool = ff.ProcessPoolExecutor(
-            max_workers, mp_context=multiprocessing.get_context(request.param), **kwargs)
-        pools.append(pool)
-        return pool
-    factory.method = request.param
+    factory = PoolFactory(ff, request.param)
     yield factory
-    for pool in pools:
-        pool.shutdown(wait=True, cancel_futures=True)
+    factory.close()
 
 
 def fork_pool(ff, max_workers=1, **options):
