@@ -517,6 +517,12 @@ cdef class WorkQueue:
             LOGGER.critical('Exception in worker', exc_info=True)
         finally:
             self.worker_idents.discard(ident)
+            if (self.closing or self.broken is not None) and not self.worker_idents:
+                # The last worker of a pool that is done: let go of the
+                # executor's thread set, or the exit hook's entry for a
+                # thread (thread -> this queue) would keep it alive for
+                # ever through this queue (thread -> queue -> threads).
+                self.threads = set()
 
     cdef initializer_failed(self):
         message = 'A thread initializer failed, the thread pool is not usable anymore'
