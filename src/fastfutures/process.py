@@ -60,7 +60,9 @@ import threading
 import weakref
 from concurrent.futures import _base as _stdlib_base
 from concurrent.futures import process as _stdlib_process
-from concurrent.futures.process import (BrokenProcessPool,
+# _RemoteTraceback: the stdlib's class, the __cause__ of a broken pool's
+# errors (CPython's tests read it here).
+from concurrent.futures.process import (BrokenProcessPool, _RemoteTraceback,  # noqa: F401
                                         _chain_from_iterable_of_lists, _process_chunk)
 from itertools import islice
 from functools import partial
@@ -152,6 +154,7 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
                          mp_context.get_start_method(allow_none=False) != "fork",
                          zero_copy, task_timeout, cancel_running, replace_dead)
         self.mp_context = mp_context
+        self.forks = mp_context.get_start_method(allow_none=False) == "fork"
         self.worker_args = (initializer, initargs, max_tasks_per_child)
         self.executor_ref = weakref.ref(executor)
         self.result_thread = None
@@ -165,13 +168,26 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
 
     def spawn_worker(self):
         channel = transport.ParentChannel()
+        # With fork, start() can raise after the child exists (3.15: fork()'s
+        # "multi-threaded" DeprecationWarning as an error): that child would
+        # serve a channel nobody reads, forever.  It waits for a go-ahead,
+        # sent once the pool knows it; without one it leaves.
+        go_ahead = os.pipe() if self.forks else None
+        started = False
         try:
             process = self.mp_context.Process(target=worker_main,
-                                              args=(channel.spec, *self.worker_args))
+                                              args=(channel.spec, go_ahead, *self.worker_args))
             process.start()
+            started = True
         except BaseException:
             channel.close()
             raise
+        finally:
+            if go_ahead is not None:
+                if started:
+                    os.write(go_ahead[1], b"\1")
+                os.close(go_ahead[0])
+                os.close(go_ahead[1])
         channel.worker_started()
         self.add_worker(process, channel)
 
