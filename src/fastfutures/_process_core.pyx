@@ -25,6 +25,7 @@ from cpython.mem cimport PyMem_Realloc, PyMem_Free
 from cpython.list cimport PyList_GET_SIZE
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy
+from libc.math cimport INFINITY
 from cpython.object cimport PyTypeObject
 from cpython.ref cimport PyObject
 
@@ -59,6 +60,9 @@ cdef extern from "Python.h":
     object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
     int PyBUF_READ
     ctypedef object (*newfunc)(PyTypeObject *, object, PyObject *)
+
+cdef extern from *:
+    int popcount "__builtin_popcountll" (unsigned long long) nogil
 
 cdef extern from *:
     """
@@ -106,6 +110,13 @@ cdef int MAX_IN_FLIGHT = 8
 MAX_IN_FLIGHT_PER_WORKER = MAX_IN_FLIGHT
 assert MAX_IN_FLIGHT <= transport.CLAIM_SLOTS
 cdef uint64_t ALL_SLOTS = ~<uint64_t>0
+cdef uint64_t SLOT_MASK = (<uint64_t>1 << MAX_IN_FLIGHT) - 1
+
+# A worker the pool stops (a time limit, cancel_running, kill_workers(), a
+# broken pool, shutdown of a broken pool) gets SIGTERM, then SIGKILL if it is
+# still there after this long (seconds).
+cdef double KILL_GRACE = 0.25
+KILL_GRACE_SECONDS = KILL_GRACE
 
 # How long a reader spins on its rings before it sleeps in poll(): long enough
 # to catch the reply of a short call (or the next request of a busy caller)
@@ -152,6 +163,15 @@ cdef inline bint spin_until_nonempty(ffr_ctl **rings, Py_ssize_t n,
             return False
 
 
+cdef inline double earliest(double a, double b) noexcept:
+    """The sooner of two timeouts in seconds, where -1 means none."""
+    if a < 0:
+        return b
+    if b < 0:
+        return a
+    return a if a < b else b
+
+
 cdef inline void drain_pipe(int fd) noexcept nogil:
     cdef char buf[256]
     while ffp_read(fd, buf, sizeof(buf)) == sizeof(buf):
@@ -194,5 +214,6 @@ cdef inline int write_record(Ring ring, uint8_t kind, uint8_t flags, int64_t tas
 
 include "_process_calls.pxi"
 include "_process_workers.pxi"
+include "_process_scheduler.pxi"
 include "_process_pool.pxi"
 include "_process_worker_loop.pxi"

@@ -18,11 +18,6 @@ cdef enum:
     POOL_ABANDONED = 2
     POOL_BROKEN = 3
 
-# A worker killed for a time limit or cancel_running gets SIGTERM, then
-# SIGKILL if it is still there after this long (seconds).
-cdef double KILL_GRACE = 0.25
-KILL_GRACE_SECONDS = KILL_GRACE
-
 cdef object errors = _process_errors
 
 
@@ -56,6 +51,7 @@ cdef class PoolCore:
     cdef bint any_limits                # a call with a limit was submitted
     cdef readonly object lock
     cdef list workers                   # Link, in no state but DEAD
+    cdef Scheduler scheduler
     cdef object queue                   # collections.deque of Call not in a ring
     cdef dict tasks                     # task id -> Call, for calls in a ring
     cdef int64_t next_task_id
@@ -72,17 +68,19 @@ cdef class PoolCore:
     cdef Py_ssize_t nrings
     cdef int wake_fd
     cdef int wake_write_fd
-    # A timed call placed while the result thread sleeps without a deadline
-    # must wake it: it counts them (timed_placed), notes the count it has
-    # looked at (timed_seen), and says when it sleeps (sleeping_untimed).
+    # A timed call placed while the result thread sleeps past the time it
+    # must look at it must wake it: it counts them (timed_placed), notes the
+    # count it has looked at (timed_seen), and says until when it sleeps
+    # (sleeping_until: ff_monotonic() seconds; 0: awake; INFINITY: no limit).
     cdef uint64_t timed_placed
     cdef uint64_t timed_seen
-    cdef bint sleeping_untimed
+    cdef double sleeping_until
 
     def __cinit__(self, *args, **kwargs):
         self.state = POOL_OPEN
         self.lock = RLock()
         self.workers = []
+        self.scheduler = Scheduler()
         self.queue = deque()
         self.tasks = {}
         self.fn_cache = {}
@@ -142,6 +140,17 @@ cdef class PoolCore:
     @property
     def winding_down(self):
         return self.state != POOL_OPEN
+
+    def terminate_workers(self):
+        """terminate_workers(): SIGTERM every worker; the result thread
+        SIGKILLs those still there after KILL_GRACE (a worker that ignores
+        SIGTERM or blocks in C code)."""
+        cdef Link link
+        cdef double kill_at = ff_monotonic() + KILL_GRACE
+        with self.lock:
+            for link in self.workers:
+                link.terminate(kill_at)
+        self.wake()
 
     # -- submitting ----------------------------------------------------------
 
@@ -252,8 +261,12 @@ cdef class PoolCore:
         return self.enter(call)
 
     cdef inline void timed_call_placed(self) noexcept:
+        # The result thread looks at a new timed call within
+        # UNCLAIMED_RECHECK_SECONDS (it cannot know when it starts): wake it
+        # if it sleeps longer than that.
         self.timed_placed += 1
-        if self.sleeping_untimed:
+        if (self.sleeping_until > 0
+                and self.sleeping_until > ff_monotonic() + UNCLAIMED_RECHECK_SECONDS):
             ffr_wake_fd(self.wake_write_fd)
 
     cdef void limit(self, Call call, fn, double limit):
@@ -318,13 +331,8 @@ cdef class PoolCore:
                 return 0
         return n + 1
 
-    cdef Link least_loaded(self):
-        cdef Link best = None
-        cdef Link link
-        for link in self.workers:
-            if link.can_take() and (best is None or link.in_flight < best.in_flight):
-                best = link
-        return best
+    cdef inline Link least_loaded(self):
+        return self.scheduler.choose(self.workers)
 
     cdef bint place(self, Call call) except -1:
         """Write a small call into the least loaded worker's ring; False when
@@ -605,8 +613,9 @@ cdef class PoolCore:
                 if self.should_wind_down() and self.wind_down():
                     return
                 timeout = -1
-                if self.any_limits or self.cancel_running or self.any_dying():
-                    timeout = self.enforce_limits()
+                timeout = self.rebalance()
+                if self.any_limits or self.cancel_running or self.any_kill_due():
+                    timeout = earliest(timeout, self.enforce_limits())
                 if self.cause is not None:  # a kill read an unreadable reply
                     self.break_pool(self.cause)
                     return
@@ -695,12 +704,28 @@ cdef class PoolCore:
         notify_cancelled(notify)
         return True
 
-    cdef bint any_dying(self) noexcept:
+    cdef bint any_kill_due(self) noexcept:
         cdef Link link
         for link in self.workers:
-            if link.state == WORKER_DYING:
+            if link.kill_at > 0:
                 return True
         return False
+
+    cdef double rebalance(self) except? -2:
+        """Take back the calls waiting behind a long one (Scheduler) and hand
+        them to other workers.  Returns the seconds until a worker could
+        stall (-1: none can)."""
+        cdef list victims, notify = []
+        cdef Link link
+        cdef double timeout
+        victims, timeout = self.scheduler.find_stalled(self.workers)
+        if victims:
+            with self.lock:
+                for link in victims:
+                    notify += self.take_back(link)
+                self.dispatch()
+            notify_cancelled(notify)
+        return timeout
 
     cdef double enforce_limits(self) except? -2:
         """Kill the workers whose call ran out of time or was cancelled while
@@ -880,6 +905,7 @@ cdef class PoolCore:
                     link.retire()
                 link.served()
                 if call is not None:        # else: taken back from a dying worker
+                    self.scheduler.note_run(link.claims.ran_for(h.slot))
                     left_ring(call)
                     link.release_slot(h.slot, True)
                     done.append(call.future)
@@ -1002,11 +1028,11 @@ cdef class PoolCore:
             poll_ms = 0         # a timed call came since overdue() looked
         else:
             poll_ms = -1
-        self.sleeping_untimed = poll_ms < 0
+        self.sleeping_until = INFINITY if poll_ms < 0 else ff_monotonic() + poll_ms * 1e-3
         with nogil:
             note_gil_released()
             r = ffp_poll(self.fds, self.nfds, poll_ms)
-        self.sleeping_untimed = False
+        self.sleeping_until = 0
         for i in range(prepared):
             ffr_reader_awake((<Link>links[i]).inbox._ctl)
         fired = []

@@ -30,6 +30,9 @@ cdef class WorkerLoop:
         cdef ffm_header h
         cdef bint got
         cdef object payload, buffers
+        # Started (its initializer succeeded): the parent's scheduler may
+        # now move calls here that wait behind a long one elsewhere.
+        ffr_wake_fd(self.outbox._peer_wake_fd)
         while True:
             p = ffr_peek(inbox._ctl, inbox._data, inbox._cap, &n, &consumed)
             if p == NULL:
@@ -101,6 +104,7 @@ cdef class WorkerLoop:
         cdef Py_ssize_t fn_len = h.fn_len
         cdef uint8_t flags = F_WORKER_EXITING if exiting else 0
         cdef object fn, args, kwargs = None
+        cdef double started
         # Unpickling errors propagate: the worker dies and the pool breaks,
         # as in the stdlib.
         if fn_len:
@@ -116,7 +120,8 @@ cdef class WorkerLoop:
         else:
             fn, args = loads(payload, buffers=buffers)
         payload = buffers = None
-        self.claims.started(h.slot, ff_monotonic())
+        started = ff_monotonic()
+        self.claims.started(h.slot, started)
         try:
             if h.kind == K_CHUNK:
                 result = list(starmap(fn, args) if h.flags & F_STAR else map(fn, args))
@@ -125,11 +130,13 @@ cdef class WorkerLoop:
             else:
                 result = fn(*args)
         except BaseException as exc:
+            self.claims.ran(h.slot, ff_monotonic() - started)
             fn = args = kwargs = None
             self.reply(K_EXCEPTION, h.task_id, h.slot,
                        _ExceptionWithTraceback(exc, exc.__traceback__), flags)
             exc = None
         else:
+            self.claims.ran(h.slot, ff_monotonic() - started)
             fn = args = kwargs = None
             self.reply(K_RESULT, h.task_id, h.slot, result, flags)
         return 0

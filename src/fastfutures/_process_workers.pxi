@@ -42,11 +42,16 @@ cdef class Link:
     cdef readonly int in_flight         # calls in its ring, claimed or not
     cdef uint64_t free_slots            # bit i set: claim slot i is free
     cdef long long tasks_left           # calls it may still be given; -1: unlimited
-    cdef double kill_at                 # DYING: when to SIGKILL it (0: done)
+    cdef double kill_at                 # sent SIGTERM: when to SIGKILL it (0: not stopping)
     cdef bint cancel_running            # the pool's option
     cdef int pool_wake_fd               # the result thread's wake-up pipe
     cdef uint64_t kill_requests         # slots whose running call cancel() stopped
     cdef uint64_t stale_slots           # taken back, record still in its ring: free once SKIPPED
+    # Slots: each of the MAX_IN_FLIGHT claim slots is free (bit in
+    # free_slots), stale (bit in stale_slots) or occupied by a call in its
+    # ring (neither bit) -- never two at once (check_slots()).
+    cdef bint stalled                   # busy with a long call: gets no calls (see Scheduler)
+    cdef double created_at              # when the pool added it (ff_monotonic)
 
     def __cinit__(self, process, channel, max_tasks, bint cancel_running, int pool_wake_fd):
         self.process = process
@@ -62,6 +67,7 @@ cdef class Link:
         self.tasks_left = -1 if max_tasks is None else max_tasks
         self.cancel_running = cancel_running
         self.pool_wake_fd = pool_wake_fd
+        self.created_at = ff_monotonic()
 
     def __repr__(self):
         return (f"<Link pid={self.process.pid} state={self.state} "
@@ -102,7 +108,8 @@ cdef class Link:
     # -- transitions ----------------------------------------------------------
 
     cdef inline void served(self) noexcept:
-        """A reply was read from it."""
+        """A reply was read from it: whatever it was stalled on is over."""
+        self.stalled = False
         if self.state == WORKER_STARTING:
             self.state = WORKER_SERVING
         elif self.state == WORKER_HELD and self.state_before_hold == WORKER_STARTING:
@@ -154,11 +161,26 @@ cdef class Link:
             pass
         return True
 
+    cdef bint terminate(self, double kill_at) except -1:
+        """terminate_workers(): SIGTERM now, SIGKILL at ``kill_at`` if it is
+        still there (its state is left as it is: its exit breaks the pool,
+        as in the stdlib).  False when it has already exited."""
+        if self.process.exitcode is not None:
+            return False
+        try:
+            self.process.terminate()
+        except (ProcessLookupError, ValueError):
+            return False
+        if not self.kill_at or kill_at < self.kill_at:
+            self.kill_at = kill_at
+        return True
+
     cdef double kill_if_due(self, double now) except -2:
-        """DYING: SIGKILL it when its grace period is over.  Returns the
-        seconds left until then (-1: nothing more to do)."""
+        """A worker sent SIGTERM (start_dying(), terminate()): SIGKILL it
+        when its grace period is over.  Returns the seconds left until then
+        (-1: nothing more to do)."""
         cdef double left
-        if self.state != WORKER_DYING or not self.kill_at or self.process.exitcode is not None:
+        if not self.kill_at or self.process.exitcode is not None:
             return -1
         left = self.kill_at - now
         if left > 0:
@@ -176,6 +198,37 @@ cdef class Link:
         return 0
 
     # -- its claim slots --------------------------------------------------------
+
+    cdef inline uint64_t occupied_slots(self) noexcept:
+        return ~(self.free_slots | self.stale_slots) & SLOT_MASK
+
+    cdef inline void check_slots(self) noexcept:
+        """The slot invariant (debug build): no slot both free and stale,
+        in_flight counts the occupied ones."""
+        FF_ASSERT((self.free_slots & self.stale_slots) == 0)
+        FF_ASSERT(popcount(self.occupied_slots()) == self.in_flight)
+
+    cdef double busy_since(self) noexcept:
+        """When the call it is running started; for a worker that has not
+        begun, when it was added; 0 when it runs nothing."""
+        cdef uint64_t occupied = self.occupied_slots()
+        cdef int slot
+        cdef double at
+        if not occupied:
+            return 0
+        for slot in range(MAX_IN_FLIGHT):
+            if (occupied >> slot) & 1 and self.claims.claimed(slot):
+                at = self.claims.started_at(slot)
+                return at if at > 0 else ff_monotonic()   # claimed, unpickling
+        return 0 if self.claims.is_ready() else self.created_at
+
+    cdef inline bint has_unclaimed(self) noexcept:
+        cdef uint64_t occupied = self.occupied_slots()
+        cdef int slot
+        for slot in range(MAX_IN_FLIGHT):
+            if (occupied >> slot) & 1 and not self.claims.claimed(slot):
+                return True
+        return False
 
     cdef void request_kill(self, int slot) noexcept:
         """cancel() of the running call in ``slot`` (any thread): the result
@@ -200,6 +253,7 @@ cdef class Link:
         self.in_flight += 1
         if self.tasks_left > 0:
             self.tasks_left -= 1
+        self.check_slots()
         return slot
 
     cdef inline void release_slot(self, int slot, bint ran) noexcept:
@@ -211,6 +265,7 @@ cdef class Link:
         if not ran and self.tasks_left >= 0:
             self.tasks_left += 1
         self.kill_requests &= ~(<uint64_t>1 << slot)
+        self.check_slots()
 
     cdef inline void release_stale_slot(self, int slot) noexcept:
         """release_slot() for a call taken back while its record is still in
@@ -218,6 +273,7 @@ cdef class Link:
         self.release_slot(slot, False)
         self.free_slots &= ~(<uint64_t>1 << slot)
         self.stale_slots |= <uint64_t>1 << slot
+        self.check_slots()
 
     cdef inline void skipped(self, int slot) noexcept:
         if (self.stale_slots >> slot) & 1:
@@ -226,11 +282,26 @@ cdef class Link:
 
 
 cdef int stop_links(list links) except -1:
-    """Terminate and join workers, close their channels."""
+    """Terminate workers, SIGKILL those still there after KILL_GRACE (one
+    that ignores SIGTERM or blocks in C code), join them, close their
+    channels.  Bounded: never waits on a worker without a limit."""
     cdef Link link
+    cdef double deadline
     for link in links:
         if link.process.exitcode is None:
-            link.process.terminate()
+            try:
+                link.process.terminate()
+            except (ProcessLookupError, ValueError):
+                pass
+    deadline = ff_monotonic() + KILL_GRACE
+    for link in links:
+        link.process.join(max(0.0, deadline - ff_monotonic()))
+    for link in links:
+        if link.process.exitcode is None:
+            try:
+                link.process.kill()
+            except (ProcessLookupError, ValueError):
+                pass
     for link in links:
         link.bury()
     return 0

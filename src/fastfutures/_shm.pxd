@@ -51,6 +51,8 @@ cdef extern from "_shm_ring.h":
     int ffc_claim(ffc_slot *s) nogil
     void ffc_started(ffc_slot *s, double now) nogil
     double ffc_started_at(ffc_slot *s) nogil
+    void ffc_ran(ffc_slot *s, double seconds) nogil
+    double ffc_ran_for(ffc_slot *s) nogil
     void ffc_set_word(uint32_t *p, uint32_t v) nogil
     uint32_t ffc_get_word(uint32_t *p) nogil
 
@@ -93,6 +95,12 @@ cdef class Claims:
 
     cdef inline double started_at(self, int slot) noexcept:
         return ffc_started_at(&self._slots[slot])
+
+    cdef inline void ran(self, int slot, double seconds) noexcept:
+        ffc_ran(&self._slots[slot], seconds)
+
+    cdef inline double ran_for(self, int slot) noexcept:
+        return ffc_ran_for(&self._slots[slot])
 
     cdef inline void set_ready(self) noexcept:
         ffc_set_word(self._ready, 1)

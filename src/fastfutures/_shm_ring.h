@@ -219,7 +219,7 @@ enum { FFC_FREE = 0, FFC_QUEUED = 1, FFC_CLAIMED = 2, FFC_CANCELLED = 3 };
 
 typedef struct {
     uint32_t state;
-    uint32_t _pad;
+    uint32_t ran_us;        /* microseconds its function ran (saturated), set before the reply */
     double started_at;      /* CLOCK_MONOTONIC seconds the call's function started; 0: not yet */
 } ffc_slot;                 /* 16 bytes */
 
@@ -239,7 +239,18 @@ static inline int ffc_cas(uint32_t *p, uint32_t expected, uint32_t desired) {
 #  define ffc_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #endif
 
-static inline void ffc_offer(ffc_slot *s) { s->started_at = 0.0; ffc_store(&s->state, FFC_QUEUED); }
+static inline void ffc_offer(ffc_slot *s) {
+    s->started_at = 0.0;
+    s->ran_us = 0;
+    ffc_store(&s->state, FFC_QUEUED);
+}
+/* Worker, before its reply: how long the call ran (the parent's scheduler
+ * reads it with the reply, which the ring orders after this store). */
+static inline void ffc_ran(ffc_slot *s, double seconds) {
+    double us = seconds * 1e6;
+    s->ran_us = us <= 0 ? 0 : us >= 4294967295.0 ? 0xFFFFFFFFu : (uint32_t)us;
+}
+static inline double ffc_ran_for(ffc_slot *s) { return s->ran_us * 1e-6; }
 static inline int ffc_cancel(ffc_slot *s) { return ffc_cas(&s->state, FFC_QUEUED, FFC_CANCELLED); }
 static inline int ffc_claimed(ffc_slot *s) { return ffc_load(&s->state) == FFC_CLAIMED; }
 /* The worker's "ready" word after the slots: set once its initializer has

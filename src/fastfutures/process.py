@@ -438,6 +438,9 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         core = self._core
         processes = list(core.processes().values()) if core is not None else []
         self.shutdown(wait=False, cancel_futures=True)
+        if terminate and core is not None:
+            core.terminate_workers()    # SIGKILL follows after KILL_GRACE_SECONDS
+            return
         for process in processes:
             try:
                 if process.exitcode is not None:
