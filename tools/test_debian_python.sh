@@ -24,7 +24,7 @@ ROOT="${FF_DEBIAN_ROOT:-/srv/py314}"
 KEY="$(basename "$REPO")-$(printf %s "$REPO" | cksum | cut -d' ' -f1)-$VERSION"
 AT="/ci/$KEY"
 cd "$REPO"
-tools/debian-python-root "$ROOT" --at "$AT" --run "
+tools/debian-python-root "$ROOT" --at "$AT" --private-shm --run "
 set -euo pipefail
 ${CI+export CI='$CI'}
 export FF_WHEEL_EXTRA='${FF_WHEEL_EXTRA:-test}'
