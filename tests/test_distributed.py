@@ -415,7 +415,7 @@ def test_shutdown_cancel_futures(executor, gate):
     if isinstance(executor, DaskExecutor):
         # (The stdlib's pool can leave one RUNNING after shutdown(wait=True)
         # here, now and then; and wait() would block on the ones it cancelled,
-        # which it leaves unnotified: see the README.)
+        # which it leaves unnotified: see docs/migrating.md.)
         done, not_done = concurrent.futures.wait(queued, timeout=TIMEOUT)
         assert not not_done
 

@@ -20,7 +20,8 @@ os.fork() while a thread pool is busy, cancel() and shutdown(cancel_futures=
 True) racing the workers' claims (both pools: cancel() True exactly for the
 calls that never run), and fastfutures' own controls: calls overrunning their
 time limit, cancel_running's kills, workers dying in on_worker_death="replace"
-mode (each call marks its start in a file: a call run twice is reported).
+mode (each call marks its start in a file: a call run twice is reported), and
+those replacements while another thread runs subprocesses (none may hang).
 
 The default run does a few repetitions of each (well under a minute on two
 cores); the slow variant does 200 and prints a summary per scenario:
@@ -76,11 +77,16 @@ SCENARIOS = [
     "process.kill_on_cancel",
     "process.worker_death_replaced",
     "process.cancel_races_claim",
+    "process.mixed_lengths",
+    "process.mixed_limits",
+    "process.stubborn_workers",
+    "process.replace_while_subprocess_runs",
 ]
 # fastfutures' own controls (task_timeout, cancel_running, on_worker_death):
 # the stdlib has none of them.
 FASTFUTURES_ONLY = {"process.overrunning_calls", "process.kill_on_cancel",
-                    "process.worker_death_replaced"}
+                    "process.worker_death_replaced", "process.mixed_limits",
+                    "process.stubborn_workers", "process.replace_while_subprocess_runs"}
 QUICK_REPETITIONS = 3
 FULL_REPETITIONS = 200
 

@@ -24,8 +24,8 @@ except ImportError:
     if not _in_subinterpreter():
         raise
     # The compiled modules cannot be loaded in an interpreter other than the
-    # main one (see README, "Subinterpreters"): there fastfutures is the
-    # stdlib itself, so code that imports it keeps working.
+    # main one (see docs/platforms.md, "Subinterpreters"): there fastfutures
+    # is the stdlib itself, so code that imports it keeps working.
     COMPILED = False
     from ._subinterpreter import use_stdlib as _use_stdlib
     _use_stdlib(__name__)

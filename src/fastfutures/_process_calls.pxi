@@ -1,32 +1,20 @@
 # Included by _process_core.pyx: a call, its future, completing futures, map()'s
 # result iterator.
 
-@cython.final
 @cython.freelist(64)
-@cython.no_gc       # nothing a Call refers to can refer back to it: no cycle
 cdef class Call:
     """A pickled call: waiting in the pool's queue, or in a worker's ring
-    (``link`` set) until its reply.  Kept out of the cyclic GC: with many
-    calls queued, collections scanning them cost more than the calls."""
-    cdef readonly FutureCore future
-    cdef uint8_t kind
-    cdef uint8_t flags
-    cdef bytes fn_bytes     # the function's own pickle, or b"" (inside rest)
-    cdef bytes rest
-    cdef object buffers     # None, or out-of-band buffers for a segment
-    cdef readonly double limit      # seconds it may run; 0: no limit
-    cdef readonly object fn         # kept for a time limit's message
-    cdef readonly Link link         # the worker whose ring holds it, or None
-    cdef readonly int slot          # its claim slot there
+    (``worker`` set) until its reply (fields: _process_core.pxd).  Kept out
+    of the cyclic GC (no_gc, declared there): nothing a Call refers to can
+    refer back to it, and with many calls queued, collections scanning them
+    cost more than the calls."""
 
 
 cdef class PoolFutureCore(FutureCore):
     """A process pool's future.  While its call waits in a worker's ring it
     holds the call's claim slot (see _shm_ring.h): cancel() and the worker's
     claim race on it, and exactly one wins.  The future stays PENDING until
-    the reply; running() reads the claim."""
-    cdef Link link          # None unless the call is in a worker's ring
-    cdef int slot
+    the reply; running() reads the claim (fields: _process_core.pxd)."""
 
     def cancel(self):
         """Cancel the future if possible.
@@ -36,30 +24,30 @@ cdef class PoolFutureCore(FutureCore):
         (unless the pool was made with cancel_running=True: then its worker
         is killed and replaced).
         """
-        cdef Link link = self.link
+        cdef WorkerHandle worker = self.worker
         # No Python code between reading the state and the compare-and-swap.
-        if self._state == ST_PENDING and link is not None:
-            if not link.claims.cancel(self.slot):
+        if self._state == ST_PENDING and worker is not None:
+            if not worker.claims.cancel(self.slot):
                 # The worker claimed it: running.
-                if not link.cancel_running:
+                if not worker.cancel_running:
                     return False
-                link.request_kill(self.slot)
+                worker.request_kill(self.slot)
         return FutureCore.cancel(self)
 
     def cancel_if_not_started(self):
         """cancel(), except that a running call is never stopped, whatever
         cancel_running says (shutdown(cancel_futures=True))."""
-        cdef Link link = self.link
-        if self._state == ST_PENDING and link is not None:
-            if not link.claims.cancel(self.slot):
+        cdef WorkerHandle worker = self.worker
+        if self._state == ST_PENDING and worker is not None:
+            if not worker.claims.cancel(self.slot):
                 return False
         return FutureCore.cancel(self)
 
     def running(self):
         """Return True if the future is currently executing."""
-        cdef Link link = self.link
-        if self._state == ST_PENDING and link is not None:
-            return link.claims.claimed(self.slot)
+        cdef WorkerHandle worker = self.worker
+        if self._state == ST_PENDING and worker is not None:
+            return worker.claims.claimed(self.slot)
         return self._state == ST_RUNNING
 
 
@@ -78,20 +66,20 @@ cdef inline PoolFutureCore new_pool_future():
     return <PoolFutureCore>pool_future_tp_new(<PyTypeObject*>PoolFutureType, EMPTY_TUPLE, NULL)
 
 
-cdef inline void in_ring(Call call, Link link, int slot) noexcept:
-    """``call`` is being written into ``link``'s ring, claim slot ``slot``."""
+cdef inline void in_ring(Call call, WorkerHandle worker, int slot) noexcept:
+    """``call`` is being written into ``worker``'s ring, claim slot ``slot``."""
     cdef PoolFutureCore future = <PoolFutureCore>call.future
-    future.link = link
+    future.worker = worker
     future.slot = slot
-    call.link = link
+    call.worker = worker
     call.slot = slot
 
 
 cdef inline void left_ring(Call call) noexcept:
     """``call`` (or None) is no longer in a worker's ring."""
     if call is not None:
-        (<PoolFutureCore>call.future).link = None
-        call.link = None
+        (<PoolFutureCore>call.future).worker = None
+        call.worker = None
 
 
 cdef int finish_cancelled(FutureCore future) except -1:

@@ -1,4 +1,4 @@
-"""The process pool, compiled: its state machine (PoolCore, Link), submitting a
+"""The process pool, compiled: its state machine (PoolCore, WorkerHandle), submitting a
 call, the result thread's loop, and the worker's serve loop.
 
 Files: _process_calls.pxi (a call and its future), _process_workers.pxi (a
@@ -47,6 +47,7 @@ from concurrent.futures._base import InvalidStateError
 from concurrent.futures.process import _ExceptionWithTraceback, _RemoteTraceback
 from concurrent.futures.process import BrokenProcessPool
 from traceback import format_exception
+from os import close as os_close
 
 from . import _process_errors
 from . import _transport as transport
@@ -64,28 +65,6 @@ cdef extern from "Python.h":
 cdef extern from *:
     int popcount "__builtin_popcountll" (unsigned long long) nogil
 
-cdef extern from *:
-    """
-    #if defined(_WIN32)
-    /* The pool falls back to the stdlib's there; this only has to compile. */
-    struct pollfd { int fd; short events; short revents; };
-    #define POLLIN 1
-    static int ffp_poll(struct pollfd *f, unsigned long n, int t) { (void)f; (void)n; (void)t; return -1; }
-    static long ffp_read(int fd, void *b, size_t n) { (void)fd; (void)b; (void)n; return -1; }
-    #else
-    #include <poll.h>
-    #include <unistd.h>
-    #define ffp_poll(f, n, t) poll((f), (nfds_t)(n), (t))
-    #define ffp_read(fd, b, n) read((fd), (b), (n))
-    #endif
-    """
-    struct pollfd:
-        int fd
-        short events
-        short revents
-    int ffp_poll(pollfd *fds, unsigned long nfds, int timeout) nogil
-    long ffp_read(int fd, void *buf, size_t count) nogil
-    enum: POLLIN
 
 # The wire protocol's kinds and flags (_shm_ring.h), by short names.
 cdef enum:
@@ -213,7 +192,10 @@ cdef inline int write_record(Ring ring, uint8_t kind, uint8_t flags, int64_t tas
 
 
 include "_process_calls.pxi"
+include "_process_encoder.pxi"
 include "_process_workers.pxi"
 include "_process_scheduler.pxi"
+include "_process_limits.pxi"
+include "_process_waitset.pxi"
 include "_process_pool.pxi"
 include "_process_worker_loop.pxi"

@@ -22,73 +22,31 @@ cdef object errors = _process_errors
 
 
 cdef class PoolCore:
-    """A process pool: its state, its workers, its queue and task table, the
-    submitting hot paths and the result thread's loop.
+    """A process pool: its state, its workers and its queue, the submitting
+    hot paths and the result thread's loop (fields: _process_core.pxd).  It
+    keeps the pool's state and wires its parts: the CallEncoder (pickling),
+    the Scheduler (which worker gets a call, and taking calls back from a
+    stalled one), the LimitPolicy (time limits, kills on cancel()), the
+    WaitSet (what the result thread sleeps on), and a WorkerHandle per
+    worker (its state and the calls in its ring, by claim slot).
 
     process.py's _PoolCore adds only what the Python layer does: spawning a
-    worker process (``spawn_worker()``, which calls ``add_worker()``), starting
-    the result thread (``start_result_thread()``, whose body is ``serve()``),
-    and the wake-up pipe (``wake()``).
+    worker process (``spawn_worker()``, which calls ``add_worker()``) and
+    starting the result thread (``start_result_thread()``, whose body is
+    ``serve()``).
 
     ``lock`` (reentrant) serialises everything but the hot paths: starting,
     killing and replacing workers, segment-carried sends, state changes.
     """
-    # Configuration
-    cdef int max_workers
-    cdef object max_tasks_per_child
-    cdef bint dynamic_spawning          # a worker per call up to max_workers (not fork)
-    cdef bint zero_copy
-    cdef double task_timeout            # the pool's limit per call; 0: none
-    cdef bint cancel_running            # cancel() of a running call kills its worker
-    cdef bint replace_dead              # on_worker_death="replace"
-    # State
-    cdef int state                      # POOL_*
-    cdef object broken_message
-    cdef bint cancel_queued             # shutdown(cancel_futures=True), not done yet
-    cdef bint executor_collected
-    cdef bint started                   # the result thread runs
-    cdef bint ready                     # every worker spawned: submit() may skip the slow path
-    cdef bint any_limits                # a call with a limit was submitted
-    cdef readonly object lock
-    cdef list workers                   # Link, in no state but DEAD
-    cdef Scheduler scheduler
-    cdef object queue                   # collections.deque of Call not in a ring
-    cdef dict tasks                     # task id -> Call, for calls in a ring
-    cdef int64_t next_task_id
-    cdef object cause                   # traceback lines of an unreadable reply
-    # Pickling
-    cdef dict fn_cache
-    cdef list picklers
-    # What the result thread waits on (rebuilt when workers_changed)
-    cdef bint workers_changed
-    cdef pollfd *fds
-    cdef int nfds
-    cdef list fd_links                  # per fds[i]: the Link of a sentinel, or None
-    cdef ffr_ctl **rings                # the workers' reply rings
-    cdef Py_ssize_t nrings
-    cdef int wake_fd
-    cdef int wake_write_fd
-    # A timed call placed while the result thread sleeps past the time it
-    # must look at it must wake it: it counts them (timed_placed), notes the
-    # count it has looked at (timed_seen), and says until when it sleeps
-    # (sleeping_until: ff_monotonic() seconds; 0: awake; INFINITY: no limit).
-    cdef uint64_t timed_placed
-    cdef uint64_t timed_seen
-    cdef double sleeping_until
 
     def __cinit__(self, *args, **kwargs):
         self.state = POOL_OPEN
         self.lock = RLock()
         self.workers = []
         self.scheduler = Scheduler()
+        self.encoder = CallEncoder()
+        self.waitset = WaitSet()
         self.queue = deque()
-        self.tasks = {}
-        self.fn_cache = {}
-        self.picklers = []
-        self.fd_links = []
-        self.workers_changed = True
-        self.wake_fd = -1
-        self.wake_write_fd = -1
 
     def __init__(self, int max_workers, max_tasks_per_child, bint dynamic_spawning,
                  bint zero_copy, double task_timeout, bint cancel_running, bint replace_dead):
@@ -96,13 +54,8 @@ cdef class PoolCore:
         self.max_tasks_per_child = max_tasks_per_child
         self.dynamic_spawning = dynamic_spawning
         self.zero_copy = zero_copy
-        self.task_timeout = task_timeout
-        self.cancel_running = cancel_running
+        self.limits = LimitPolicy(task_timeout, cancel_running)
         self.replace_dead = replace_dead
-
-    def __dealloc__(self):
-        PyMem_Free(self.fds)
-        PyMem_Free(self.rings)
 
     # -- what the Python layer provides ------------------------------------------
 
@@ -115,22 +68,45 @@ cdef class PoolCore:
         raise NotImplementedError
 
     def wake(self):
-        """Wake the result thread (it rebuilds what it waits on)."""
-        raise NotImplementedError
+        """Wake the result thread (any thread)."""
+        self.waitset.wake()
+
+    def set_wake_pipe(self, int read_fd, int write_fd):
+        """The result thread's wake-up pipe (non-blocking), which the pool
+        closes (close_wake_pipe())."""
+        self.waitset.adopt_pipe(read_fd, write_fd)
+
+    def close_wake_pipe(self):
+        self.waitset.close_pipe()
+
+    @property
+    def has_wake_pipe(self):
+        return not self.waitset.pipe_closed
 
     def add_worker(self, process, channel):
         """``process`` was started for ``channel`` (lock held)."""
-        self.workers.append(Link(process, channel, self.max_tasks_per_child,
-                                 self.cancel_running, self.wake_write_fd))
-        self.workers_changed = True
+        self.workers.append(WorkerHandle(process, channel, self.max_tasks_per_child,
+                                         self.limits.cancel_running, self.waitset))
+        self.waitset.changed = True
 
     # -- for the executor --------------------------------------------------------
 
     def processes(self, bint ready_only=False):
         """{pid: process} of the workers (those whose initializer succeeded)."""
-        cdef Link link
-        return {link.process.pid: link.process for link in list(self.workers)
-                if not ready_only or link.claims.is_ready()}
+        cdef WorkerHandle worker
+        return {worker.process.pid: worker.process for worker in list(self.workers)
+                if not ready_only or worker.claims.is_ready()}
+
+    def debug_state(self):
+        """A snapshot of the pool's internals, for tests and debugging."""
+        cdef WorkerHandle worker
+        return {
+            "state": self.state,
+            "queued": len(self.queue),
+            "mean_run": self.scheduler.mean_run,
+            "read_ahead": self.scheduler.read_ahead,
+            "workers": [worker.debug_state() for worker in self.workers],
+        }
 
     @property
     def broken(self):
@@ -145,34 +121,14 @@ cdef class PoolCore:
         """terminate_workers(): SIGTERM every worker; the result thread
         SIGKILLs those still there after KILL_GRACE (a worker that ignores
         SIGTERM or blocks in C code)."""
-        cdef Link link
+        cdef WorkerHandle worker
         cdef double kill_at = ff_monotonic() + KILL_GRACE
         with self.lock:
-            for link in self.workers:
-                link.terminate(kill_at)
-        self.wake()
+            for worker in self.workers:
+                worker.terminate(kill_at)
+        self.waitset.wake()
 
     # -- submitting ----------------------------------------------------------
-
-    cdef object dumps(self, obj):
-        cdef list picklers = self.picklers
-        pickler = picklers.pop() if picklers else ReusablePickler()
-        result = pickler.dumps(obj)
-        if len(picklers) < 4 and pickler.reusable():
-            picklers.append(pickler)
-        return result
-
-    cdef bytes fn_pickle(self, fn):
-        cdef object found = self.fn_cache.get(fn)
-        if found is not None:
-            return <bytes>found
-        data = function_pickle(fn)
-        if data is None:
-            return EMPTY
-        if len(self.fn_cache) >= FN_CACHE_SIZE:
-            self.fn_cache.clear()
-        self.fn_cache[fn] = data
-        return data
 
     # -- the pool's state: changed only here ------------------------------------
 
@@ -190,7 +146,7 @@ cdef class PoolCore:
         thread): the result thread winds the pool down."""
         self.executor_collected = True
 
-    cdef inline bint should_wind_down(self) noexcept:
+    cdef bint should_wind_down(self) noexcept:
         return self.state != POOL_OPEN or global_shutdown or self.executor_collected
 
     cdef bint mark_broken(self, message) except -1:
@@ -205,7 +161,7 @@ cdef class PoolCore:
     def forked(self):
         """This process is a child forked from the pool's owner.  A pool
         never started stays usable (the caller gives it a wake-up pipe of
-        its own: set_wake_fds()).  A started one belongs to the parent (its
+        its own: set_wake_pipe()).  A started one belongs to the parent (its
         workers, rings and result thread): this copy breaks, refuses work
         and never touches them; its futures are the parent's and are left
         as they are.  Returns True in that case."""
@@ -213,9 +169,9 @@ cdef class PoolCore:
         if not self.started and not self.workers:
             return False
         self.mark_broken(errors.INHERITED_MESSAGE)
-        self.workers = []
         self.take_all_futures()     # their cancel() must not touch the parent's claims
-        self.forget_fds()
+        self.workers = []
+        self.waitset.forget()
         return True
 
     cpdef int check_open(self) except -1:
@@ -230,71 +186,36 @@ cdef class PoolCore:
 
     def submit(self, fn, tuple args, dict kwargs):
         """submit(fn, *args, **kwargs) of the executor."""
-        return self.make_call(fn, args, kwargs, self.task_timeout)
+        return self.make_call(fn, args, kwargs, self.limits.task_timeout)
 
     def submit_limited(self, fn, tuple args, dict kwargs, double limit):
         """submit() with a time limit (seconds; 0: none)."""
         return self.make_call(fn, args, kwargs, limit)
 
     cdef FutureCore make_call(self, fn, tuple args, dict kwargs, double limit):
-        cdef Call call = Call.__new__(Call)
-        cdef bytes fn_bytes
+        cdef Call call
         try:
-            fn_bytes = self.fn_pickle(fn)
-            call.kind = K_CALL
-            if not fn_bytes:
-                call.rest, call.buffers = self.dumps((fn, args, kwargs))
-            elif kwargs:
-                call.rest, call.buffers = self.dumps((args, kwargs))
-                call.flags = F_WITH_KWARGS
-            elif args:
-                call.rest, call.buffers = self.dumps(args)
-            else:
-                call.rest = EMPTY
-                call.flags = F_NO_ARGS
-            call.fn_bytes = fn_bytes
+            call = self.encoder.call(fn, args, kwargs)
         except Exception as exc:
             self.check_open()
             return self.failed_future(exc)
         if limit > 0:
-            self.limit(call, fn, limit)
+            self.limits.limit(call, fn, limit)
         return self.enter(call)
-
-    cdef inline void timed_call_placed(self) noexcept:
-        # The result thread looks at a new timed call within
-        # UNCLAIMED_RECHECK_SECONDS (it cannot know when it starts): wake it
-        # if it sleeps longer than that.
-        self.timed_placed += 1
-        if (self.sleeping_until > 0
-                and self.sleeping_until > ff_monotonic() + UNCLAIMED_RECHECK_SECONDS):
-            ffr_wake_fd(self.wake_write_fd)
-
-    cdef void limit(self, Call call, fn, double limit):
-        call.limit = limit
-        call.fn = fn
-        self.any_limits = True
 
     def submit_chunk(self, fn, list items, bint star, double limit=-1):
         """A future for ``list(map(fn, items))`` (``starmap`` when ``star``);
         ``limit``: seconds (0: none; -1: the pool's)."""
-        cdef Call call = Call.__new__(Call)
-        cdef bytes fn_bytes
+        cdef Call call
         try:
-            fn_bytes = self.fn_pickle(fn)
-            call.kind = K_CHUNK
-            call.flags = F_STAR if star else 0
-            if fn_bytes:
-                call.rest, call.buffers = self.dumps(items)
-            else:
-                call.rest, call.buffers = self.dumps((fn, items))
-            call.fn_bytes = fn_bytes
+            call = self.encoder.chunk(fn, items, star)
         except Exception as exc:
             self.check_open()
             return self.failed_future(exc)
         if limit < 0:
-            limit = self.task_timeout
+            limit = self.limits.task_timeout
         if limit > 0:
-            self.limit(call, fn, limit)
+            self.limits.limit(call, fn, limit)
         return self.enter(call)
 
     cdef FutureCore failed_future(self, exc):
@@ -321,24 +242,24 @@ cdef class PoolCore:
                 self.dispatch()
         return future
 
-    cdef inline Py_ssize_t record_size(self, Call call):
+    cdef Py_ssize_t record_size(self, Call call):
         """0 when the call fits a ring record, else its size."""
         cdef Py_ssize_t n = PyBytes_GET_SIZE(call.fn_bytes) + PyBytes_GET_SIZE(call.rest)
-        cdef Link link
+        cdef WorkerHandle worker
         if self.workers:
-            link = self.workers[0]
-            if link.outbox.fits(n):
+            worker = self.workers[0]
+            if worker.outbox.fits(n):
                 return 0
         return n + 1
 
-    cdef inline Link least_loaded(self):
+    cdef WorkerHandle least_loaded(self):
         return self.scheduler.choose(self.workers)
 
     cdef bint place(self, Call call) except -1:
         """Write a small call into the least loaded worker's ring; False when
         no worker has room (or the call needs a segment).  Runs no Python
         code: the caller's GIL makes it atomic."""
-        cdef Link best
+        cdef WorkerHandle best
         cdef int64_t task_id
         cdef int slot
         if call.buffers is not None or self.record_size(call):
@@ -348,16 +269,13 @@ cdef class PoolCore:
             return False
         FF_ASSERT(self.state != POOL_BROKEN)    # enter() checked, dispatch() holds the lock
         task_id = self.next_task_id
-        slot = best.take_slot()
+        slot = best.put(call, task_id)
         if not write_record(best.outbox, call.kind, call.flags, task_id, slot,
                             call.fn_bytes, call.rest):
-            best.release_slot(slot, False)
+            best.unput(slot)
             return False
-        in_ring(call, best, slot)
         self.next_task_id = task_id + 1
-        self.tasks[task_id] = call
-        if call.limit > 0:
-            self.timed_call_placed()
+        self.limits.placed(call, self.waitset)
         return True
 
     cdef int dispatch(self) except -1:
@@ -415,7 +333,7 @@ cdef class PoolCore:
         The task is registered before the send, which runs Python code:
         place() in other threads must not take its id or its worker's last
         slot meanwhile, and the reply can arrive before send() returns."""
-        cdef Link best = self.least_loaded()
+        cdef WorkerHandle best = self.least_loaded()
         cdef int64_t task_id
         cdef int slot
         cdef bint sent = False
@@ -423,19 +341,15 @@ cdef class PoolCore:
             return False
         task_id = self.next_task_id
         self.next_task_id = task_id + 1
-        slot = best.take_slot()
-        in_ring(call, best, slot)
-        self.tasks[task_id] = call
-        if call.limit > 0:
-            self.timed_call_placed()
+        slot = best.put(call, task_id)
+        self.limits.placed(call, self.waitset)
         try:
             sent = best.endpoint.send(call.kind, task_id, call.fn_bytes + call.rest,
                                       call.buffers, call.flags, len(call.fn_bytes), slot)
         finally:
-            if not sent:
-                self.tasks.pop(task_id, None)
-                left_ring(call)
-                best.release_slot(slot, False)
+            # Unless an earlier kill or a broken pool took it meanwhile.
+            if not sent and best.calls[slot] is call:
+                best.unput(slot)
         if not sent:
             return False        # its ring is full: the next reply brings us back
         return True
@@ -454,7 +368,7 @@ cdef class PoolCore:
                         while len(self.workers) < self.max_workers:
                             self.spawn_worker()
                     except BaseException:
-                        stop_links(self.take_workers())     # nobody else would
+                        stop_workers(self.take_workers())     # nobody else would
                         raise
                 self.start_result_thread()
                 self.started = True
@@ -464,14 +378,14 @@ cdef class PoolCore:
             self.queue.append(call)
             self.dispatch()
             self.ready = len(self.workers) >= self.max_workers
-        if self.workers_changed:
-            self.wake()
+        if self.waitset.changed:
+            self.waitset.wake()
         return 0
 
     cdef bint has_idle_worker(self):
-        cdef Link link
-        for link in self.workers:
-            if link.takes_calls() and link.in_flight == 0:
+        cdef WorkerHandle worker
+        for worker in self.workers:
+            if worker.takes_calls() and worker.in_flight == 0:
                 return True
         return False
 
@@ -479,30 +393,35 @@ cdef class PoolCore:
         """Remove every worker from the pool and return them (lock held)."""
         cdef list workers = self.workers
         self.workers = []
-        self.workers_changed = True
+        self.waitset.changed = True
         return workers
 
-    cdef int remove_worker(self, Link link) except -1:
-        """``link``'s process has ended, its replies are read and its calls
-        have left the task table (lock held)."""
-        FF_ASSERT(link.in_flight == 0)
-        self.workers.remove(link)
-        self.workers_changed = True
-        link.bury()
+    cdef int remove_worker(self, WorkerHandle worker) except -1:
+        """``worker``'s process has ended, its replies are read and its calls
+        have left its ring (lock held)."""
+        FF_ASSERT(worker.in_flight == 0)
+        self.workers.remove(worker)
+        self.waitset.changed = True
+        worker.bury()
         return 0
 
-    # -- the task table and the queue (lock held) ----------------------------------
+    # -- the calls in the queue and in the rings (lock held) ------------------------
+
+    cdef bint any_in_ring(self) noexcept:
+        cdef WorkerHandle worker
+        for worker in self.workers:
+            if worker.in_flight:
+                return True
+        return False
 
     cdef list take_all_futures(self):
-        """Empty the queue and the task table; return their futures (the
-        pool is broken)."""
-        cdef Call call
+        """Empty the queue and the rings; return their futures (the pool is
+        broken)."""
+        cdef WorkerHandle worker
         cdef list futures = []
-        for call in self.tasks.values():
-            left_ring(call)
-            futures.append(call.future)
+        for worker in self.workers:
+            futures.extend([(<Call>call).future for call in worker.take_all()])
         futures.extend([(<Call>call).future for call in self.queue])
-        self.tasks.clear()
         self.queue.clear()
         return futures
 
@@ -513,87 +432,30 @@ cdef class PoolCore:
         handed to its call queue runs too, and a pool shut down right after
         its submits runs some).  Cancelling fails for the calls a worker
         claims meanwhile."""
-        cdef Call call
-        cdef Link link
-        # starting Link -> its oldest call's id: usually the first record in
-        # its ring (a segment-carried send, which runs Python code, can let
-        # a later call into the ring first; one call is spared either way)
-        cdef dict first = {}
+        cdef WorkerHandle worker
+        cdef Call call, spared
         cdef list futures = [(<Call>call).future for call in self.queue]
         self.queue.clear()
-        for task_id, call in self.tasks.items():
-            link = call.link
-            if call.future._state == ST_PENDING and not link.has_begun():
-                if link not in first or task_id < first[link]:
-                    first[link] = task_id
-        spared = set(first.values())
-        futures.extend([(<Call>call).future for task_id, call in self.tasks.items()
-                        if task_id not in spared])
+        for worker in self.workers:
+            # Its oldest call: usually the first record in its ring (a
+            # segment-carried send, which runs Python code, can let a later
+            # call in first; one call is spared either way).
+            spared = None if worker.has_begun() else worker.first_pending()
+            for call in worker.calls:
+                if call is not None and call is not spared:
+                    futures.append(call.future)
         return futures
 
-    cdef list take_back(self, Link link):
-        """``link``'s worker is held, being killed or has died: take back the
-        calls it has not claimed (to the front of the queue, in order; they
-        run elsewhere) and return the futures of calls that cancel() stopped
-        meanwhile (to notify).  Claimed calls stay until the worker's last
-        replies have been read (take_started())."""
-        cdef Call call
+    cdef list take_back(self, WorkerHandle worker):
+        """The calls ``worker`` has not claimed go back to the front of the
+        queue, in order (they run elsewhere); returns the futures of calls
+        that cancel() stopped meanwhile (to notify)."""
         cdef list back = []
         cdef list cancelled = []
-        cdef Claims claims = link.claims
-        for task_id, call in list(self.tasks.items()):
-            if call.link is not link:
-                continue
-            if claims.cancel(call.slot):        # unclaimed: ours again
-                back.append(call)
-            elif claims.claimed(call.slot):
-                continue
-            else:                               # cancelled by cancel()
-                cancelled.append(call.future)
-            del self.tasks[task_id]
-            link.release_stale_slot(call.slot)
-            left_ring(call)
+        worker.take_back(back, cancelled)
         for call in reversed(back):
             self.queue.appendleft(call)
         return cancelled
-
-    cdef list take_started(self, Link link, uint64_t slots):
-        """Remove and return the calls ``link``'s worker claimed and did not
-        answer, those whose slot is in the ``slots`` mask."""
-        cdef Call call
-        cdef list started = []
-        for task_id, call in list(self.tasks.items()):
-            if call.link is link and (slots >> call.slot) & 1:
-                del self.tasks[task_id]
-                link.release_slot(call.slot, True)
-                left_ring(call)
-                started.append(call)
-        return started
-
-    cdef tuple overdue(self):
-        """``(calls, seconds)``: the calls that have run past their limit,
-        and how long until the next one could (-1: no call is timed).  A
-        timed call that no worker has claimed yet is looked at again soon."""
-        cdef Call call
-        cdef list late = []
-        cdef double now = ff_monotonic()
-        cdef double next_check = -1
-        cdef double left, started_at
-        self.timed_seen = self.timed_placed
-        for call in self.tasks.values():
-            if call.limit <= 0 or call.link.state == WORKER_DYING:
-                continue
-            started_at = call.link.claims.started_at(call.slot)
-            if started_at > 0 and call.link.claims.claimed(call.slot):
-                left = started_at + call.limit - now
-                if left <= 0:
-                    late.append(call)
-                    continue
-            else:
-                left = min(call.limit, UNCLAIMED_RECHECK_SECONDS)
-            if next_check < 0 or left < next_check:
-                next_check = left
-        return late, next_check
 
     # -- the result thread -----------------------------------------------------
 
@@ -602,7 +464,7 @@ cdef class PoolCore:
         hand queued calls to workers, watch the workers (exits, time limits,
         kill requests), wind the pool down.  Returns when every worker is
         gone or the pool broke."""
-        cdef Link link
+        cdef WorkerHandle worker
         cdef double timeout
         try:
             while True:
@@ -612,27 +474,26 @@ cdef class PoolCore:
                     return
                 if self.should_wind_down() and self.wind_down():
                     return
-                timeout = -1
                 timeout = self.rebalance()
-                if self.any_limits or self.cancel_running or self.any_kill_due():
+                if self.limits.active() or self.any_kill_due():
                     timeout = earliest(timeout, self.enforce_limits())
                 if self.cause is not None:  # a kill read an unreadable reply
                     self.break_pool(self.cause)
                     return
-                for link in self.wait(timeout):
-                    if not self.worker_exited(link):
+                for worker in self.waitset.wait(self.workers, timeout, self.limits):
+                    if not self.worker_exited(worker):
                         return
         except BaseException as exc:
             self.break_pool(format_exception(type(exc), exc, exc.__traceback__))
             raise
         finally:
-            self.forget_fds()
+            self.waitset.forget()
 
     cdef bint wind_down(self) except -1:
         """Shutting down: cancel what shutdown() asked to, and once no call
         is left, tell the workers to leave.  True when every worker is gone."""
         cdef list cancelled = []
-        cdef Link link
+        cdef WorkerHandle worker
         with self.lock:
             if self.state == POOL_OPEN:
                 self.state = POOL_ABANDONED
@@ -644,37 +505,37 @@ cdef class PoolCore:
         for future in cancelled:
             (<PoolFutureCore>future).cancel_if_not_started()
         with self.lock:
-            if self.queue or self.tasks:
+            if self.queue or self.any_in_ring():
                 return False
-            for link in self.workers:
-                link.tell_to_leave()
+            for worker in self.workers:
+                worker.tell_to_leave()
             return not self.workers
 
-    cdef bint worker_exited(self, Link link) except -1:
-        """``link``'s process ended.  False when that broke the pool."""
+    cdef bint worker_exited(self, WorkerHandle worker) except -1:
+        """``worker``'s process ended.  False when that broke the pool."""
         cdef bint expected, stranded, retired
-        self.drain_worker(link)         # its last replies
+        self.drain_worker(worker)         # its last replies
         if self.cause is not None:
             self.break_pool(self.cause)
             return False
-        if link.state == WORKER_DYING:
-            return self.replace(link)
-        expected = link.exit_expected()
-        if not expected and self.replace_dead and link.claims.is_ready():
+        if worker.state == WORKER_DYING:
+            return self.replace(worker)
+        expected = worker.exit_expected()
+        if not expected and self.replace_dead and worker.claims.is_ready():
             # Died alone after a successful start (an initializer failure
             # still breaks the pool, as in the stdlib).
-            return self.replace(link)
+            return self.replace(worker)
         # A worker may only exit when told to, or after its last task
         # (max_tasks_per_child), with every reply read.
         if not expected:
             link.process.join()         # it exited: this only reaps it, for its exit code
             self.break_pool(errors.abrupt_exits(link.process for link in self.workers))
             return False
-        retired = link.state == WORKER_RETIRING
+        retired = worker.state == WORKER_RETIRING
         with self.lock:
-            self.remove_worker(link)
+            self.remove_worker(worker)
             stranded = (STRANDED_WORK_FAILS and retired and self.executor_collected
-                        and not self.workers and bool(self.queue or self.tasks))
+                        and not self.workers and bool(self.queue or self.any_in_ring()))
             # Replaced while work is queued, also when shutting down: the
             # queued calls still run (as the stdlib's do).
             if not stranded and retired and (self.queue or not self.should_wind_down()):
@@ -685,29 +546,29 @@ cdef class PoolCore:
             return False
         return True
 
-    cdef bint replace(self, Link link) except -1:
+    cdef bint replace(self, WorkerHandle worker) except -1:
         """A worker that was killed, or died alone (on_worker_death="replace"),
         is gone and its replies are read: the calls it had started fail with
         WorkerDied, those it had not run elsewhere, a replacement starts."""
         cdef list started, notify
-        link.process.join()
+        worker.process.join()
         with self.lock:
-            notify = self.take_back(link)
-            started = self.take_started(link, ALL_SLOTS)
-            self.remove_worker(link)
+            notify = self.take_back(worker)
+            started = worker.take_started(ALL_SLOTS)
+            self.remove_worker(worker)
             if self.queue or not self.should_wind_down():
                 self.spawn_worker()
             self.dispatch()
-        pid, exitcode = link.process.pid, link.process.exitcode
+        pid, exitcode = worker.process.pid, worker.process.exitcode
         for call in started:
             fail((<Call>call).future, errors.worker_died(pid, exitcode))
         notify_cancelled(notify)
         return True
 
     cdef bint any_kill_due(self) noexcept:
-        cdef Link link
-        for link in self.workers:
-            if link.kill_at > 0:
+        cdef WorkerHandle worker
+        for worker in self.workers:
+            if worker.kill_at > 0:
                 return True
         return False
 
@@ -716,13 +577,13 @@ cdef class PoolCore:
         them to other workers.  Returns the seconds until a worker could
         stall (-1: none can)."""
         cdef list victims, notify = []
-        cdef Link link
+        cdef WorkerHandle worker
         cdef double timeout
         victims, timeout = self.scheduler.find_stalled(self.workers)
         if victims:
             with self.lock:
-                for link in victims:
-                    notify += self.take_back(link)
+                for worker in victims:
+                    notify += self.take_back(worker)
                 self.dispatch()
             notify_cancelled(notify)
         return timeout
@@ -731,29 +592,29 @@ cdef class PoolCore:
         """Kill the workers whose call ran out of time or was cancelled while
         running; SIGKILL those still there after the grace period.  Returns
         the seconds until something is due (-1: nothing)."""
-        cdef Link link
+        cdef WorkerHandle worker
         cdef Call call
         cdef uint64_t slots
         cdef double timeout = -1, left, now
-        if self.cancel_running:
-            for link in list(self.workers):
-                slots = link.take_kill_requests()
+        if self.limits.cancel_running:
+            for worker in list(self.workers):
+                slots = worker.take_kill_requests()
                 if slots:
-                    self.kill_worker(link, None, slots)
-        if self.any_limits:
-            late, timeout = self.overdue()
+                    self.kill_worker(worker, None, slots)
+        if self.limits.any_limits:
+            late, timeout = self.limits.overdue(self.workers)
             for call in late:
-                if call.link is not None:   # else answered meanwhile (an earlier kill read it)
-                    self.kill_worker(call.link, call, 0)
+                if call.worker is not None:   # else answered meanwhile (an earlier kill read it)
+                    self.kill_worker(call.worker, call, 0)
         now = ff_monotonic()
-        for link in self.workers:
-            left = link.kill_if_due(now)
+        for worker in self.workers:
+            left = worker.kill_if_due(now)
             if left >= 0 and (timeout < 0 or left < timeout):
                 timeout = left
         return timeout
 
-    cdef int kill_worker(self, Link link, Call timed_out, uint64_t cancelled_slots) except -1:
-        """Stop ``link``'s worker, running the call ``timed_out`` or those in
+    cdef int kill_worker(self, WorkerHandle worker, Call timed_out, uint64_t cancelled_slots) except -1:
+        """Stop ``worker``'s worker, running the call ``timed_out`` or those in
         ``cancelled_slots``: the calls it has not started go to other
         workers, the timed-out call fails with TaskTimeout, the cancelled
         ones end cancelled; a replacement starts once it is gone (replace()).
@@ -769,33 +630,28 @@ cdef class PoolCore:
         cdef list notify = []
         cdef uint64_t slots = cancelled_slots
         cdef Call call
-        cdef bint running = False
         if timed_out is not None:
             slots |= <uint64_t>1 << timed_out.slot
         with self.lock:
-            if link.hold():
-                notify = self.take_back(link)
+            if worker.hold():
+                notify = self.take_back(worker)
         try:
-            if link.state == WORKER_HELD:
+            if worker.state == WORKER_HELD:
                 try:
-                    self.drain_worker(link)
+                    self.drain_worker(worker)
                 finally:
                     with self.lock:
-                        for call in self.tasks.values():
-                            if call.link is link and (slots >> call.slot) & 1:
-                                running = True
-                                break
-                        if not running or self.cause is not None:
-                            link.release_hold()
+                        if not worker.runs_any(slots) or self.cause is not None:
+                            worker.release_hold()
                         else:
-                            link.start_dying(ff_monotonic() + KILL_GRACE)
+                            worker.start_dying(ff_monotonic() + KILL_GRACE)
             with self.lock:
-                if link.state == WORKER_DYING:
+                if worker.state == WORKER_DYING:
                     if timed_out is not None:
-                        timeouts = self.take_started(link, <uint64_t>1 << timed_out.slot)
+                        timeouts = worker.take_started(<uint64_t>1 << timed_out.slot)
                     if cancelled_slots:
                         notify += [(<Call>call).future
-                                   for call in self.take_started(link, cancelled_slots)]
+                                   for call in worker.take_started(cancelled_slots)]
                 self.dispatch()
         finally:
             notify_cancelled(notify)    # whatever happens: their waiters must learn it
@@ -824,7 +680,7 @@ cdef class PoolCore:
                 fail(future, error)
             except BaseException as exc:
                 callback_error = callback_error or exc
-        stop_links(workers)
+        stop_workers(workers)
         if callback_error is not None:
             raise callback_error
         return 0
@@ -837,9 +693,9 @@ cdef class PoolCore:
         reply cannot be read."""
         cdef list done = []
         cdef Py_ssize_t count = 0
-        cdef Link link
-        for link in list(self.workers):
-            count += self.drain_link(link, done)
+        cdef WorkerHandle worker
+        for worker in list(self.workers):
+            count += self.drain_worker_replies(worker, done)
             if self.cause is not None:
                 break
         if count:
@@ -848,15 +704,15 @@ cdef class PoolCore:
             complete_all(done)
         return count
 
-    cdef Py_ssize_t drain_worker(self, Link link) except -1:
+    cdef Py_ssize_t drain_worker(self, WorkerHandle worker) except -1:
         """Replies of one worker (that just exited)."""
         cdef list done = []
-        cdef Py_ssize_t count = self.drain_link(link, done)
+        cdef Py_ssize_t count = self.drain_worker_replies(worker, done)
         complete_all(done)
         return count
 
-    cdef Py_ssize_t drain_link(self, Link link, list done) except -1:
-        cdef Ring ring = link.inbox
+    cdef Py_ssize_t drain_worker_replies(self, WorkerHandle worker, list done) except -1:
+        cdef Ring ring = worker.inbox
         cdef const char *p
         cdef uint32_t n
         cdef uint64_t consumed
@@ -865,6 +721,7 @@ cdef class PoolCore:
         cdef bint consumed_already
         cdef object value
         cdef Call call
+        cdef double ran_for
         while ring._ctl != NULL:
             p = ffr_peek(ring._ctl, ring._data, ring._cap, &n, &consumed)
             if p == NULL:
@@ -889,7 +746,7 @@ cdef class PoolCore:
                         record = PyBytes_FromStringAndSize(p, n)
                         ffr_consume(ring._ctl, consumed)
                         consumed_already = True
-                        value = self.decode_with_segment(link, record)
+                        value = self.decode_with_segment(worker, record)
                         record = None
                 except BaseException as exc:
                     # As in the stdlib: a reply that cannot be read breaks the pool.
@@ -900,27 +757,24 @@ cdef class PoolCore:
                 if not consumed_already:
                     ffr_consume(ring._ctl, consumed)
                 # Only now: the future of an unreadable reply fails with the pool.
-                call = self.tasks.pop(h.task_id, None)
+                ran_for = worker.claims.ran_for(h.slot) if h.slot < <uint32_t>MAX_IN_FLIGHT else -1
+                call = worker.answered(h.slot, h.task_id, True)
                 if h.flags & F_WORKER_EXITING:
-                    link.retire()
-                link.served()
+                    worker.retire()
+                worker.served()
                 if call is not None:        # else: taken back from a dying worker
-                    self.scheduler.note_run(link.claims.ran_for(h.slot))
-                    left_ring(call)
-                    link.release_slot(h.slot, True)
+                    self.scheduler.note_run(ran_for)
                     done.append(call.future)
                     done.append(value)
                     done.append(OUTCOME_EXCEPTION if h.kind == K_EXCEPTION else OUTCOME_RESULT)
                 value = call = None
             elif h.kind == K_SKIPPED:
                 ffr_consume(ring._ctl, consumed)
-                call = self.tasks.pop(h.task_id, None)
-                link.served()
+                call = worker.answered(h.slot, h.task_id, False)   # not run: not counted
+                worker.served()
                 if call is None:
-                    link.skipped(h.slot)
+                    worker.skipped(h.slot)
                 else:
-                    left_ring(call)
-                    link.release_slot(h.slot, False)    # not run: it does not count
                     done.append(call.future)
                     done.append(None)
                     done.append(OUTCOME_SKIPPED)
@@ -929,121 +783,18 @@ cdef class PoolCore:
                 record = PyBytes_FromStringAndSize(p + sizeof(h), n - sizeof(h))
                 ffr_consume(ring._ctl, consumed)
                 with self.lock:
-                    link.endpoint.handle_control(h.kind, record)
+                    worker.endpoint.handle_control(h.kind, record)
                 record = None
         if count and ring._ctl != NULL and ffr_writer_to_wake(ring._ctl):
             ffr_wake_fd(ring._peer_wake_fd)
-        if link.endpoint.pending_releases:
+        if worker.endpoint.pending_releases:
             with self.lock:
-                link.endpoint.flush_releases()
+                worker.endpoint.flush_releases()
         return count
 
-    cdef object decode_with_segment(self, Link link, bytes record):
-        kind, flags, task_id, fn_len, payload, buffers = link.endpoint.decode(
+    cdef object decode_with_segment(self, WorkerHandle worker, bytes record):
+        kind, flags, task_id, fn_len, payload, buffers = worker.endpoint.decode(
             record, self.zero_copy)
         if kind == K_RAW_RESULT:
             return payload
         return loads(payload, buffers=buffers)
-
-    def set_wake_fds(self, int read_fd, int write_fd):
-        """The result thread's wake-up pipe."""
-        self.wake_fd = read_fd
-        self.wake_write_fd = write_fd
-        self.workers_changed = True
-
-    cdef int rebuild_fds(self) except -1:
-        cdef Link link
-        cdef Py_ssize_t n = 1 + 2 * len(self.workers)
-        cdef pollfd *fds = <pollfd *>PyMem_Realloc(self.fds, n * sizeof(pollfd))
-        cdef ffr_ctl **rings
-        cdef int i = 1
-        if fds == NULL:
-            raise MemoryError()
-        self.fds = fds
-        rings = <ffr_ctl **>PyMem_Realloc(self.rings, n * sizeof(ffr_ctl *))
-        if rings == NULL:
-            raise MemoryError()
-        self.rings = rings
-        self.nrings = 0
-        for link in self.workers:
-            rings[self.nrings] = link.inbox._ctl
-            self.nrings += 1
-        fds[0].fd = self.wake_fd
-        fds[0].events = POLLIN
-        self.fd_links = [None]
-        for link in self.workers:
-            fds[i].fd = link.wake_read_fd
-            fds[i].events = POLLIN
-            fds[i + 1].fd = link.sentinel
-            fds[i + 1].events = POLLIN
-            self.fd_links.append(None)
-            self.fd_links.append(link)
-            i += 2
-        self.nfds = i
-        self.workers_changed = False
-        return 0
-
-    cdef int forget_fds(self) except -1:
-        """The result thread is done: drop what wait() kept (the Links)."""
-        self.fd_links = []
-        self.nfds = 0
-        self.nrings = 0
-        self.workers_changed = True
-        return 0
-
-    @cython.boundscheck(False)     # fd_links has nfds entries (rebuild_fds)
-    @cython.wraparound(False)
-    cdef list wait(self, double timeout):
-        """Sleep until a reply, a wake-up, a worker's exit or ``timeout``
-        seconds (-1: no limit).  Returns the Links whose process ended
-        (usually none)."""
-        cdef Link link
-        cdef list links
-        cdef Py_ssize_t i, prepared = 0
-        cdef bint may_sleep = True
-        cdef bint expecting = False
-        cdef int r, poll_ms
-        if self.workers_changed:
-            self.rebuild_fds()
-        links = self.workers
-        for link in links:
-            if link.in_flight > 0:
-                expecting = True
-        if expecting and RESULT_SPIN_SECONDS > 0:
-            with nogil:
-                note_gil_released()
-                r = spin_until_nonempty(self.rings, self.nrings, RESULT_SPIN_SECONDS)
-            if r:
-                return []
-        for link in links:
-            prepared += 1
-            if not ffr_reader_prepare_sleep(link.inbox._ctl):
-                may_sleep = False
-                break
-        if not may_sleep:
-            poll_ms = 0
-        elif timeout >= 0:
-            poll_ms = <int>(timeout * 1000) + 1
-        elif self.any_limits and self.timed_placed != self.timed_seen:
-            poll_ms = 0         # a timed call came since overdue() looked
-        else:
-            poll_ms = -1
-        self.sleeping_until = INFINITY if poll_ms < 0 else ff_monotonic() + poll_ms * 1e-3
-        with nogil:
-            note_gil_released()
-            r = ffp_poll(self.fds, self.nfds, poll_ms)
-        self.sleeping_until = 0
-        for i in range(prepared):
-            ffr_reader_awake((<Link>links[i]).inbox._ctl)
-        fired = []
-        if r <= 0:
-            return fired
-        for i in range(self.nfds):
-            if self.fds[i].revents:
-                link = self.fd_links[i]
-                if link is None:
-                    drain_pipe(self.fds[i].fd)
-                else:
-                    fired.append(link)
-        return fired
-

@@ -18,7 +18,6 @@ cdef int READ_AHEAD_LONG = 2
 cdef list EMPTY_LIST = []
 
 
-@cython.final
 cdef class Scheduler:
     """Chooses the worker for each call, and takes back calls stuck behind
     a long one.
@@ -47,14 +46,12 @@ cdef class Scheduler:
       guarantee: a call waits only while every worker is busy).
 
     Calls taken back after a kill or from a replaced worker go through the
-    same queue, so they spread over every worker that can take them."""
-    cdef double mean_run            # seconds, exponential moving average; 0: unknown
-    cdef int read_ahead             # calls handed to one worker at most
-
+    same queue, so they spread over every worker that can take them.
+    (Fields: _process_core.pxd.)"""
     def __cinit__(self):
         self.read_ahead = MAX_IN_FLIGHT
 
-    cdef inline void note_run(self, double seconds) noexcept:
+    cdef void note_run(self, double seconds) noexcept:
         """A call ran for ``seconds`` (measured at its reply)."""
         if seconds < 0:
             return
@@ -64,34 +61,34 @@ cdef class Scheduler:
             self.mean_run += (seconds - self.mean_run) * 0.125
         self.read_ahead = MAX_IN_FLIGHT if self.mean_run <= SHORT_CALL_SECONDS else READ_AHEAD_LONG
 
-    cdef inline void note_stall(self, double seconds) noexcept:
+    cdef void note_stall(self, double seconds) noexcept:
         """A call has run ``seconds`` and goes on: calls are long now, whatever
         the mean said (a kill leaves no reply to measure)."""
         if seconds > self.mean_run:
             self.mean_run = seconds
             self.read_ahead = MAX_IN_FLIGHT if seconds <= SHORT_CALL_SECONDS else READ_AHEAD_LONG
 
-    cdef inline double stall_after(self) noexcept:
+    cdef double stall_after(self) noexcept:
         return max(STALL_MIN_SECONDS, STALL_MEAN_FACTOR * self.mean_run)
 
-    cdef inline bint may_take(self, Link link) noexcept:
-        return link.can_take() and not link.stalled and link.in_flight < self.read_ahead
+    cdef bint may_take(self, WorkerHandle worker) noexcept:
+        return worker.can_take() and not worker.stalled and worker.in_flight < self.read_ahead
 
-    cdef Link choose(self, list workers):
+    cdef WorkerHandle choose(self, list workers):
         """The worker for the next call, or None (it waits in the queue)."""
-        cdef Link best = None
-        cdef Link link
-        for link in workers:
-            if self.may_take(link) and (best is None or link.in_flight < best.in_flight):
-                best = link
+        cdef WorkerHandle best = None
+        cdef WorkerHandle worker
+        for worker in workers:
+            if self.may_take(worker) and (best is None or worker.in_flight < best.in_flight):
+                best = worker
         return best
 
     cdef bint any_ready_taker(self, list workers) noexcept:
         """A worker past its start could take a call now (moving calls to
         a worker that is still starting gains nothing)."""
-        cdef Link link
-        for link in workers:
-            if self.may_take(link) and link.claims.is_ready():
+        cdef WorkerHandle worker
+        for worker in workers:
+            if self.may_take(worker) and worker.claims.is_ready():
                 return True
         return False
 
@@ -102,32 +99,35 @@ cdef class Scheduler:
         calls); one still starting is a victim only while a worker past
         its start could take its calls, so that calls move only to where
         they can run now."""
-        cdef Link link
+        cdef WorkerHandle worker
         cdef list candidates = None
         cdef double now = 0, since, left
         cdef double threshold = self.stall_after()
         cdef double next_check = -1
-        for link in workers:
-            if not link.takes_calls() or link.in_flight == 0:
+        for worker in workers:
+            if not worker.takes_calls() or worker.in_flight == 0:
                 continue
-            since = link.busy_since()
+            since = worker.busy_since()
             if since <= 0:
-                continue        # about to claim one
+                # About to claim one: look again once it could have stalled
+                # (its claim wakes nobody).
+                next_check = earliest(next_check, threshold)
+                continue
             if now == 0:
                 now = ff_monotonic()
             left = since + threshold - now
             if left > 0:
                 next_check = earliest(next_check, left)
                 continue
-            if link.claims.is_ready() and not link.stalled:
-                link.stalled = True
+            if worker.claims.is_ready() and not worker.stalled:
+                worker.stalled = True
                 self.note_stall(now - since)
-            if link.has_unclaimed():
+            if worker.has_unclaimed():
                 if candidates is None:
                     candidates = []
-                candidates.append(link)
+                candidates.append(worker)
         if candidates is None or not self.any_ready_taker(workers):
             return EMPTY_LIST, next_check
-        for link in candidates:
-            link.stalled = True
+        for worker in candidates:
+            worker.stalled = True
         return candidates, next_check

@@ -23,7 +23,7 @@ class _ParentGone(Exception):
     pass
 
 
-def worker_main(spec, go_ahead, initializer, initargs, max_tasks):
+def worker_main(spec, initializer, initargs, max_tasks, go_ahead=None):
     """``go_ahead``: with fork, the pipe on which the parent says that it
     knows this worker (closed without a word: it does not); else None."""
     if go_ahead is not None:

@@ -1,16 +1,8 @@
 # Included by _process_core.pyx: the worker's side.
 
 cdef class WorkerLoop:
-    """A worker's serve loop: read requests, claim them, run them, reply."""
-    cdef object endpoint
-    cdef Ring inbox
-    cdef Ring outbox
-    cdef Claims claims
-    cdef object sleep           # blocks until woken; raises when the parent is gone
-    cdef object max_tasks
-    cdef long long tasks_done
-    cdef dict functions         # function pickle -> function
-    cdef object pickler
+    """A worker's serve loop: read requests, claim them, run them, reply
+    (fields: _process_core.pxd)."""
 
     def __init__(self, endpoint, sleep, max_tasks):
         self.endpoint = endpoint

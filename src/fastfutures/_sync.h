@@ -55,13 +55,28 @@ static inline double ff_monotonic(void) {
 #  define FF_YIELD_MASK 7
 #endif
 
-/* Spin until *value >= minimum, for at most `spins` rounds; every 64th round
+/* Spin until *value >= minimum, for at most `spins` rounds; every
+ * FF_YIELD_MASK+1-th round
  * yields the CPU so a spinner never starves the thread it is waiting for on a
  * small machine.  Returns the last value read.  Called without the GIL. */
+/* A spin is bounded in time as well as in rounds: on a loaded machine each
+ * ff_yield() can give the CPU away for a whole time slice, and a waiter with
+ * a short timeout (result(timeout=0.001)) must not spin past it. */
+#ifndef FF_SPIN_MAX_SECONDS
+#  define FF_SPIN_MAX_SECONDS 200e-6
+#endif
 static inline int ff_spin_until_at_least(int *value, int minimum, int spins) {
     int v = ff_load_acquire(value);
+    double end = 0.0;
     for (int i = 0; i < spins && v < minimum; i++) {
-        if ((i & FF_YIELD_MASK) == FF_YIELD_MASK) ff_yield(); else ff_cpu_relax();
+        if ((i & FF_YIELD_MASK) == FF_YIELD_MASK) {
+            double now = ff_monotonic();
+            if (end == 0.0) end = now + FF_SPIN_MAX_SECONDS;
+            else if (now >= end) break;
+            ff_yield();
+        } else {
+            ff_cpu_relax();
+        }
         v = ff_load_acquire(value);
     }
     return v;

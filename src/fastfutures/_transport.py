@@ -486,6 +486,24 @@ def _layout(capacity):
     return 0, ring_bytes, 2 * ring_bytes, 2 * ring_bytes + 4096
 
 
+# The wake-up pipe ends of every open ParentChannel in this process: plain
+# descriptors, which a forked copy of a channel never closes (its socket and
+# mappings go with the objects); see close_inherited_pipes().
+_parent_pipe_fds = set()
+
+
+def close_inherited_pipes():
+    """In a process forked from a pool's owner that will never use the
+    owner's channels (the zygote, _zygote.py): close their pipe ends, so
+    that what it forks does not hold them either."""
+    for fd in list(_parent_pipe_fds):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _parent_pipe_fds.clear()
+
+
 class ParentChannel:
     """The parent's end of a new channel plus the spec for its worker."""
 
@@ -504,6 +522,7 @@ class ParentChannel:
         self._worker_side = [ring_fd, worker_wake_r, parent_wake_w]
         self._worker_sock = worker_sock
         self._parent_fds = [parent_wake_r, worker_wake_w]
+        _parent_pipe_fds.update(self._parent_fds)
         self._parent_sock = parent_sock
 
     def worker_started(self):
@@ -516,6 +535,7 @@ class ParentChannel:
 
     def close(self):
         self.endpoint.close()
+        _parent_pipe_fds.difference_update(self._parent_fds)
         for fd in self._worker_side + self._parent_fds:
             try:
                 os.close(fd)

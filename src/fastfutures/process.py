@@ -7,11 +7,17 @@ on every version.  Its futures are ``fastfutures.Future`` objects.
 
 How work travels (see _transport.py): each worker has a channel -- two
 shared-memory rings and a wake-up pipe per direction.  ``submit()`` pickles
-the call in the caller's thread and, when a worker has room, writes it
+the call in the caller's thread and, when a worker can take it, writes it
 straight into that worker's request ring; otherwise the work item waits in
-the pool's queue until a worker has fewer than ``MAX_IN_FLIGHT_PER_WORKER``
-tasks.  A call in a ring stays cancellable until the worker claims it (a
-compare-and-swap on the call's claim slot, see _shm_ring.h).  One result
+the pool's queue.  A call in a ring stays cancellable until the worker
+claims it (a compare-and-swap on the call's claim slot, see _shm_ring.h).
+
+Which worker, and how far ahead (the Scheduler, _process_scheduler.pxi): up
+to ``MAX_IN_FLIGHT_PER_WORKER`` short calls per worker, two when calls run
+long; a worker whose call runs long (at least 1 ms and twice the mean) is
+stalled: it gets no new call, and the calls waiting behind it are taken back
+through their claim slots and run on the other workers.  So a call waits
+only while every worker is busy, as in the stdlib.  One result
 thread per pool drains every reply ring, completes the futures, hands queued
 work to workers, and blocks in ``poll()`` on the reply wake-ups, the worker
 sentinels and its own wake-up pipe, so a dying worker is noticed at once.
@@ -44,7 +50,12 @@ Time limits, cancel_running, on_worker_death (opt-in)
 runs longer fails with TaskTimeout and its worker is replaced;
 ``cancel_running=True``: cancel() of a running call kills its worker;
 ``on_worker_death="replace"``: a worker that dies fails only its running
-call (WorkerDied).  The result thread does the killing and replacing.
+call (WorkerDied).  The result thread does the killing and replacing; it
+never forks this process: under 'fork' a replacement is forked by the pool's
+zygote, a single-threaded process forked when the pool starts (in the
+thread of its first submit), so it holds nothing opened since (_zygote.py
+says why and how); 'spawn' starts one by fork+exec, 'forkserver' through
+multiprocessing's forkserver.
 
 Everywhere, large ``bytearray``/``memoryview``/numpy buffers in arguments and
 results travel through shared memory; a ``memoryview`` (which the stdlib
@@ -93,6 +104,7 @@ if not _shm_platform.SUPPORTED:     # pragma: no cover - Windows
 else:
     from . import _transport as transport
     from . import _process_core
+    from . import _zygote
     from ._process_core import KILL_GRACE_SECONDS  # noqa: F401 (documented)
     from ._process_worker import worker_main
 
@@ -154,30 +166,43 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
                          mp_context.get_start_method(allow_none=False) != "fork",
                          zero_copy, task_timeout, cancel_running, replace_dead)
         self.mp_context = mp_context
-        self.forks = mp_context.get_start_method(allow_none=False) == "fork"
         self.worker_args = (initializer, initargs, max_tasks_per_child)
         self.executor_ref = weakref.ref(executor)
         self.result_thread = None
-        self.wake_read, self.wake_write = _shm_platform.wake_pipe()
-        self.set_wake_fds(self.wake_read, self.wake_write)
-        self.wake_closed = False
-        # Reentrant: wake() also runs from a weakref callback, i.e. from the
-        # garbage collector, possibly inside a wake() of the same thread.
-        self.wake_lock = threading.RLock()
+        # 'fork': replacements come from a zygote (_zygote.py), forked in the
+        # thread that starts the pool when the pool may replace workers.
+        self.forks = mp_context.get_start_method(allow_none=False) == "fork"
+        self.replaces = bool(task_timeout) or cancel_running or replace_dead
+        self.zygote = None
+        self.zygote_closed = False
+        self.set_wake_pipe(*_shm_platform.wake_pipe())
         _live_cores.add(self)
 
     def spawn_worker(self):
+        # Under 'fork', the first workers are forked here, in the thread that
+        # submitted the pool's first call; every later one by the zygote
+        # (never a fork from the result thread, _zygote.py).
+        replacement = self.result_thread is not None and self.forks
+        if replacement and self.zygote is None:
+            raise RuntimeError("a 'fork' pool cannot start a worker without its zygote")
+        if not replacement and self.forks and self.replaces:
+            self.start_zygote()     # before the first worker's channel exists
         channel = transport.ParentChannel()
         # With fork, start() can raise after the child exists (3.15: fork()'s
         # "multi-threaded" DeprecationWarning as an error): that child would
         # serve a channel nobody reads, forever.  It waits for a go-ahead,
-        # sent once the pool knows it; without one it leaves.
-        go_ahead = os.pipe() if self.forks else None
+        # sent once the pool knows it; without one it leaves.  (The zygote
+        # forks single-threaded: no warning there.)
+        go_ahead = os.pipe() if self.forks and not replacement else None
         started = False
         try:
-            process = self.mp_context.Process(target=worker_main,
-                                              args=(channel.spec, go_ahead, *self.worker_args))
-            process.start()
+            if replacement:
+                process = self.zygote.fork_worker(channel.spec)
+            else:
+                process = self.mp_context.Process(target=worker_main,
+                                                  args=(channel.spec, *self.worker_args),
+                                                  kwargs={"go_ahead": go_ahead})
+                process.start()
             started = True
         except BaseException:
             channel.close()
@@ -191,40 +216,53 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
         channel.worker_started()
         self.add_worker(process, channel)
 
+    def start_zygote(self):
+        """Fork the zygote now, in this (a user's) thread, unless there is
+        one (lock held)."""
+        if self.zygote is None and not self.zygote_closed:
+            self.zygote = _zygote.Zygote(self.mp_context, self.worker_args)
+
+    def limits_wanted(self):
+        """with_options() made a view with a time limit (the caller's thread):
+        a 'fork' pool needs its zygote from now on; one already started
+        forks it now, in this thread."""
+        if not self.forks or self.replaces:
+            return
+        with self.lock:
+            if self.result_thread is not None and not self.winding_down:
+                self.start_zygote()
+            self.replaces = True
+
+    def close_zygote(self):
+        """Every worker is gone (or the pool never started): let the zygote go."""
+        with self.lock:
+            zygote, self.zygote = self.zygote, None
+            self.zygote_closed = True
+        if zygote is not None:
+            zygote.close()
+
     def start_result_thread(self):
         thread = _ResultThread(self, self.executor_ref())
         thread.start()
         self.result_thread = thread
         _result_threads.add(thread)
 
-    def wake(self):
-        with self.wake_lock:
-            if not self.wake_closed:
-                try:
-                    os.write(self.wake_write, b"\0")
-                except BlockingIOError:
-                    pass
-
-    def close_wake_pipe(self):
-        with self.wake_lock:
-            if not self.wake_closed:
-                self.wake_closed = True
-                os.close(self.wake_read)
-                os.close(self.wake_write)
-
     def after_fork_in_child(self):
         # Locks held by the parent's other threads stay held in the child.
-        self.wake_lock = threading.RLock()
+        if self.zygote is not None:
+            # The parent's: this copy must not keep it alive after the parent.
+            self.zygote.forget()
+            self.zygote = None
+            self.zygote_closed = True
         executor = self.executor_ref()
         if executor is not None:
             executor._shutdown_lock = threading.Lock()
-        if self.forked():
-            self.close_wake_pipe()      # the parent's pipe: never wake its thread
-        elif not self.wake_closed:
-            os.close(self.wake_read)
-            os.close(self.wake_write)
-            self.wake_read, self.wake_write = _shm_platform.wake_pipe()
-            self.set_wake_fds(self.wake_read, self.wake_write)
+        # The parent's pipe: never wake its thread.  A pool never started
+        # (nor shut down) stays usable with a pipe of its own.
+        had_pipe = self.has_wake_pipe
+        self.close_wake_pipe()
+        if not self.forked() and had_pipe:
+            self.set_wake_pipe(*_shm_platform.wake_pipe())
 
 
 class _ResultThread(threading.Thread):
@@ -245,6 +283,7 @@ class _ResultThread(threading.Thread):
             core.serve()
         finally:
             core.close_wake_pipe()
+            core.close_zygote()
             # The core keeps this thread (shutdown() joins it): without this
             # reference the two form no cycle, and the pool (its initargs
             # included) is freed as soon as the executor is dropped.
@@ -411,7 +450,10 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
         """A view of this pool whose submit() and map() give each call a
         time limit of ``timeout`` seconds (None: no limit), overriding
         task_timeout.  fastfutures only."""
-        return _PoolView(self, _check_time_limit("timeout", timeout))
+        limit = _check_time_limit("timeout", timeout)
+        if limit:
+            self._core.limits_wanted()
+        return _PoolView(self, limit)
 
     # -- stopping ------------------------------------------------------------
 
@@ -433,6 +475,7 @@ class ProcessPoolExecutor(Executor, _stdlib_process.ProcessPoolExecutor):
 
     def _close_unused_core(self):
         self._core.close_wake_pipe()
+        self._core.close_zygote()
 
     def _force_shutdown(self, terminate):
         core = self._core
@@ -504,7 +547,7 @@ class _PoolView:
     map.__doc__ = _stdlib_process.ProcessPoolExecutor.map.__doc__
 
     def with_options(self, *, timeout):
-        return _PoolView(self._executor, _check_time_limit("timeout", timeout))
+        return self._executor.with_options(timeout=timeout)
 
     def __repr__(self):
         return f"<{type(self._executor).__name__} view: time limit {self._limit or None}>"

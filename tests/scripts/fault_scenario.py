@@ -606,6 +606,90 @@ def sc_process_worker_death_replaced(cf, rep):
     rep.shutdown(pool, wait=True)
 
 
+def sc_process_replace_while_subprocess_runs(cf, rep):
+    """Workers replaced (calls overrunning a limit, cancel_running kills,
+    deaths in "replace" mode) while another thread runs subprocesses: every
+    subprocess ends (a replacement forked from the result thread at the wrong
+    moment holds the pipes a run reads, or the stdin of a child the parent
+    closes, and that run never ends), every call runs once."""
+    import subprocess
+    rng = rep.rng
+    directory = _marks(rep)
+    limit = rng.uniform(0.02, 0.1)
+    how = rng.choice(("task_timeout", "with_options", "cancel_running", "replace"))
+    options = {"task_timeout": {"task_timeout": limit}, "with_options": {},
+               "cancel_running": {"cancel_running": True},
+               "replace": {"on_worker_death": "replace"}}[how]
+    pool = rep.process_pool(**options)
+    # The pool starts (its zygote, under 'fork') before the other thread exists.
+    first = pool.submit(task, -1)
+    rep.settle([first])
+    submitter = pool.with_options(timeout=limit) if how == "with_options" else pool
+    stop = threading.Event()
+    ends = []
+
+    def run_subprocesses():
+        # A child whose stdin this process closes later: it ends only if no
+        # replacement holds the pipe's write end.
+        cat = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        try:
+            for _ in range(rng.randint(5, 40)):
+                done = subprocess.run(["true"], capture_output=True, timeout=BOUND)
+                ends.append(done.returncode)
+                if stop.is_set():
+                    break
+        finally:
+            cat.stdin.close()
+            ends.append(cat.wait(BOUND))
+
+    runner = threading.Thread(target=run_subprocesses, name="subprocesses", daemon=True)
+    rep.helpers.add(runner)
+    runner.start()
+    kinds = []
+    futures = []
+    for i in range(rng.randint(3, 20)):
+        kind = rng.choice(("quick", "quick", "stopped"))
+        kinds.append(kind)
+        if kind == "quick":
+            futures.append(submitter.submit(marked, directory, i))
+        elif how == "replace":
+            futures.append(submitter.submit(marked_exit, directory, i, "os_exit",
+                                            rng.uniform(0, 0.005)))
+        else:
+            futures.append(submitter.submit(marked, directory, i, 10 * BOUND
+                                            if how != "cancel_running" else 0.5))
+        if rng.random() < 0.3:
+            time.sleep(rng.uniform(0, limit))
+    if how == "cancel_running":
+        for kind, future in zip(kinds, futures):
+            if kind == "stopped":
+                future.cancel()
+    rep.settle(futures)
+    stop.set()
+    runner.join(BOUND)
+    if runner.is_alive():
+        rep.hang("subprocesses while workers were replaced")
+    else:
+        rep.helpers.discard(runner)
+    if any(ends):
+        rep.unexpected.append(f"subprocesses ended with {sorted(set(ends))}")
+    errors = {"task_timeout": cf.process.TaskTimeout, "with_options": cf.process.TaskTimeout,
+              "cancel_running": (), "replace": cf.process.WorkerDied}[how]
+    for i, (kind, future) in enumerate(zip(kinds, futures)):
+        if kind == "quick":
+            # A loaded machine can make a quick call overrun a short limit.
+            rep.check(future, f"call {i}", results=[i],
+                      errors=errors if how != "replace" else ())
+        else:
+            rep.check(future, f"stopped call {i}", results=[i], errors=errors,
+                      cancelled=how == "cancel_running")
+    _check_ran_once(rep, directory, futures)
+    after = pool.submit(task, -2)
+    rep.settle([after])
+    rep.check(after, "call after", results=[-2])
+    rep.shutdown(pool, wait=True)
+
+
 def sc_process_cancel_races_claim(cf, rep):
     """cancel() (from this thread and another) and shutdown(cancel_futures=
     True) race the workers claiming calls: cancel() returns True exactly for
@@ -642,6 +726,106 @@ def sc_process_cancel_races_claim(cf, rep):
         else:
             rep.check(future, f"call {i}", results=[i])
     _check_ran_once(rep, directory, futures)
+    rep.shutdown(pool, wait=True)
+
+
+def sc_process_mixed_lengths(cf, rep):
+    """Calls of very different lengths (most instant, some 20-50x longer),
+    submitted in bursts while cancel() races the workers and the pool's
+    scheduler moves calls waiting behind long ones to idle workers: every
+    call runs once or ends cancelled (cancel() True exactly for the calls
+    that never ran), none is lost."""
+    rng = rep.rng
+    directory = _marks(rep)
+    pool = rep.process_pool(max_workers=rng.randint(2, 4))
+    futures = []
+    outcome = {}
+    for i in range(rng.randint(10, 50)):
+        delay = rng.choice((0.0, 0.0, 0.0, 0.001, rng.uniform(0.02, 0.05)))
+        futures.append(pool.submit(marked, directory, i, delay))
+        if rng.random() < 0.1:
+            time.sleep(rng.uniform(0, 0.02))
+        if futures and rng.random() < 0.15:
+            j = rng.randrange(len(futures))
+            outcome[j] = futures[j].cancel() or outcome.get(j, False)
+    if rng.random() < 0.2:
+        rep.shutdown(pool, wait=True, cancel_futures=True)
+    rep.settle(futures)
+    ran = started(directory)
+    for i, future in enumerate(futures):
+        if outcome.get(i) or future.cancelled():
+            if not future.cancelled():
+                rep.unexpected.append(f"call {i}: cancel() returned True, not cancelled")
+            if i in ran:
+                rep.unexpected.append(f"call {i}: cancelled, but it ran")
+        else:
+            rep.check(future, f"call {i}", results=[i])
+    _check_ran_once(rep, directory, futures)
+    rep.shutdown(pool, wait=True)
+
+
+def sc_process_mixed_limits(cf, rep):
+    """Many per-call limits, mixed and placed while other timed calls run
+    (with_options() views and the pool's task_timeout): each overrunning
+    call fails with TaskTimeout (settle()'s bound is far below the 10 x
+    BOUND it would otherwise run); every other call runs once."""
+    rng = rep.rng
+    directory = _marks(rep)
+    pool = rep.process_pool(max_workers=rng.randint(1, 3),
+                            task_timeout=rng.choice((None, 5.0)))
+    timeout = cf.process.TaskTimeout
+    kinds, futures = [], []
+    for i in range(rng.randint(3, 15)):
+        limit = rng.choice((0.05, 0.1, 0.3, 1.0, 3.0))
+        kind = rng.choice(("quick", "quick", "overrun"))
+        view = pool.with_options(timeout=limit)
+        if kind == "overrun":
+            futures.append(view.submit(marked, directory, i, 10 * BOUND))
+        else:
+            futures.append(view.submit(marked, directory, i))
+        kinds.append(kind)
+        if rng.random() < 0.3:
+            time.sleep(rng.uniform(0, 0.1))
+    rep.settle(futures)
+    for i, (kind, future) in enumerate(zip(kinds, futures)):
+        if kind == "overrun":
+            rep.check(future, f"overrunning call {i}", errors=timeout)
+        else:
+            rep.check(future, f"call {i}", results=[i], errors=timeout)
+    _check_ran_once(rep, directory, futures)
+    after = pool.submit(task, -1)
+    rep.settle([after])
+    rep.check(after, "call after", results=[-1])
+    rep.shutdown(pool, wait=True)
+
+
+def ignore_sigterm_marked(directory, i, delay):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return marked(directory, i, delay)
+
+
+def sc_process_stubborn_workers(cf, rep):
+    """Workers that ignore SIGTERM while the pool stops them: the pool
+    breaks (a worker exits in a task), terminate_workers(), or a time limit.
+    Every stop is bounded (SIGKILL after the grace): no hang, no process
+    left, every future done."""
+    rng = rep.rng
+    directory = _marks(rep)
+    how = rng.choice(("break", "terminate", "time_limit"))
+    workers = rng.randint(2, 3)
+    pool = rep.process_pool(max_workers=workers,
+                            task_timeout=0.2 if how == "time_limit" else None)
+    # "break": a worker must be free to run the call that exits.
+    stubborn = rng.randint(1, workers - 1 if how == "break" else 4)
+    futures = [pool.submit(ignore_sigterm_marked, directory, i, 10 * BOUND)
+               for i in range(stubborn)]
+    futures += [pool.submit(marked, directory, 100 + i) for i in range(rng.randint(0, 5))]
+    time.sleep(rng.uniform(0, 0.2))
+    if how == "break":
+        futures.append(pool.submit(exit_in_task, 1, 0.0))
+    elif how == "terminate":
+        rep.bounded("terminate_workers", pool.terminate_workers)
+    rep.settle(futures)
     rep.shutdown(pool, wait=True)
 
 

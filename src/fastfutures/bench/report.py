@@ -8,8 +8,10 @@ run of each.
 """
 import argparse
 import contextlib
+import datetime
 import faulthandler
 import importlib.machinery
+import importlib.metadata
 import json
 import os
 import platform
@@ -17,7 +19,7 @@ import statistics
 import sys
 import traceback
 
-from . import workloads
+from . import plot, workloads
 from .workloads import IMPLEMENTATIONS, STDLIB
 
 DEFAULT_REPEAT = 3
@@ -26,12 +28,49 @@ DEFAULT_TIMEOUT = 120       # seconds for one measurement; a few at most when he
 
 # -- what is running -----------------------------------------------------------
 
+# The distributions behind the compared columns, whose versions a saved run
+# records (a chart of an old run must say what it was measured against).
+COMPARED_DISTRIBUTIONS = ("loky", "anyio", "uvloop", "dask", "distributed", "numpy")
+
+
+def library_versions():
+    """Installed version of each compared library; None where it is absent."""
+    versions = {}
+    for name in COMPARED_DISTRIBUTIONS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def cpu_model():
+    """The processor's model name (Linux's /proc/cpuinfo; elsewhere what
+    platform knows, possibly empty)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def environment():
-    """Python, platform, CPUs, and which fastfutures (compiled or not)."""
+    """When, Python, platform, CPUs, the compared libraries' versions, and
+    which fastfutures (compiled or not)."""
     info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "python": "%s %s" % (platform.python_implementation(), platform.python_version()),
         "platform": platform.platform(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
+        # How busy the machine was when the run started (a shared machine
+        # inflates every column): the 1-, 5- and 15-minute load averages.
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "libraries": library_versions(),
         "fastfutures": None,
         "compiled": None,
         "core_module": None,
@@ -293,7 +332,11 @@ def header(env, *, repeat, quick, stat):
     ])
 
 
-def to_json(env, results, *, repeat, quick):
+def saved_run(env, results, *, repeat, quick):
+    """The run as plain data: the environment, then per workload its samples,
+    best and median time per operation of each implementation, and the
+    ratios against the stdlib and against the workload's baseline (what
+    ``--plot`` draws, from this run or a saved one)."""
     out = dict(env, repeat=repeat, quick=quick, results=[])
     for result in results:
         workload = result["workload"]
@@ -324,7 +367,7 @@ def to_json(env, results, *, repeat, quick):
                 if name != baseline and base and data.get("best_per_op")
             }
         out["results"].append(entry)
-    return json.dumps(out, indent=2)
+    return out
 
 
 # -- command line ------------------------------------------------------------------
@@ -333,14 +376,21 @@ def _split(values):
     return [part for value in values or () for part in value.split(",") if part]
 
 
-def parse_args(argv):
+def build_parser():
+    """The command line's parser (the docs print its --help)."""
     parser = argparse.ArgumentParser(
         prog="python -m fastfutures",
         description="Compare fastfutures with concurrent.futures on this machine.")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes, one run each: a smoke test in seconds")
-    parser.add_argument("--json", action="store_true",
-                        help="print machine-readable results instead of the table")
+    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                        help="write machine-readable results to PATH (no PATH or -:"
+                             " print them instead of the table)")
+    parser.add_argument("--plot", metavar="PATH",
+                        help="draw the speed-ups as a chart (PNG, SVG or PDF, by PATH's"
+                             " suffix; needs matplotlib: pip install 'fastfutures[plot]')")
+    parser.add_argument("--from-json", metavar="RUN", dest="from_json",
+                        help="with --plot: draw a run saved by --json instead of running")
     parser.add_argument("--only", action="append", metavar="WHAT",
                         help="workloads to run: a group (%s), an id (thread.map) or a name"
                              " (map); comma-separated or repeated" % ", ".join(workloads.GROUPS))
@@ -356,11 +406,23 @@ def parse_args(argv):
                         help="give up (print every thread's stack, exit 1) when one"
                              " measurement takes longer (default %d; 0: never)" % DEFAULT_TIMEOUT)
     parser.add_argument("--list", action="store_true", help="list the workloads and exit")
+    return parser
+
+
+def parse_args(argv):
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.repeat is None:
         args.repeat = 1 if args.quick else DEFAULT_REPEAT
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.from_json and not args.plot:
+        parser.error("--from-json needs --plot")
+    if args.plot:
+        try:
+            plot.check(args.plot)
+        except (ImportError, ValueError) as exc:
+            parser.error(str(exc))
     try:
         args.workloads = workloads.select(_split(args.only))
         names = _split(args.impl)
@@ -386,6 +448,10 @@ def main(argv=None):
     if args.list:
         list_workloads()
         return 0
+    if args.from_json:
+        with open(args.from_json, encoding="utf-8") as saved:
+            plot.draw(json.load(saved), args.plot)
+        return 0
     if args.impls is None:
         impls = [impl for impl in IMPLEMENTATIONS if impl.available()]
     else:
@@ -396,13 +462,22 @@ def main(argv=None):
                       file=sys.stderr)
                 return 2
     env = environment()
-    if not args.json:
+    to_stdout = args.json == "-"
+    if not to_stdout:
         print(header(env, repeat=args.repeat, quick=args.quick, stat=args.stat), flush=True)
     results = run(args.workloads, impls, repeat=args.repeat, quick=args.quick,
                   timeout=args.timeout)
+    data = saved_run(env, results, repeat=args.repeat, quick=args.quick)
     if args.json:
-        print(to_json(env, results, repeat=args.repeat, quick=args.quick))
-    else:
+        text = json.dumps(data, indent=2)
+        if to_stdout:
+            print(text)
+        else:
+            with open(args.json, "w", encoding="utf-8") as out:
+                out.write(text + "\n")
+    if args.plot:
+        plot.draw(data, args.plot)
+    if not to_stdout:
         print()
         print(table(results, impls, args.stat))
         print()
