@@ -34,18 +34,18 @@ LOOPS = ["asyncio", pytest.param("uvloop", marks=pytest.mark.skipif(
 
 @pytest.fixture(params=LOOPS)
 def new_loop(request):
-    """Makes loops of the kind under test; closes any left open (a test may
-    drop a loop: only weak references are kept)."""
+    """Makes loops of the kind under test; closes those a test leaves open.
+    Each is kept until then: one the garbage collector found first would be
+    collected unclosed (a ResourceWarning, in whichever test runs then)."""
     made = []
 
     def new_loop():
         loop = uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop()
-        made.append(weakref.ref(loop))
+        made.append(loop)
         return loop
     yield new_loop
-    for ref in made:
-        loop = ref()
-        if loop is not None and not loop.is_closed():
+    for loop in made:
+        if not loop.is_closed():
             loop.close()
 
 

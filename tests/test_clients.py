@@ -41,11 +41,15 @@ else:
 
 
 @pytest.fixture
-def tqdm_recorder():
+def tqdm_recorder(monkeypatch):
     if tqdm_concurrent is None:
         pytest.skip("tqdm is not installed")
     Recorder.updates = []
-    return tqdm_concurrent, Recorder
+    # No monitor thread: one left running would make every later fork()
+    # "multi-threaded" (a DeprecationWarning, an error on 3.15).
+    monkeypatch.setattr(Recorder, "monitor_interval", 0)
+    yield tqdm_concurrent, Recorder
+    assert Recorder.monitor is None
 
 
 def test_tqdm_thread_map_counts_each_call(cf, monkeypatch, tqdm_recorder):

@@ -8,6 +8,7 @@ import gc
 import inspect
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -232,7 +233,14 @@ own_exception_differs = (pytest.mark.stdlib_differs if sys.version_info < (3, 14
                          else (lambda test: test))
 
 
+# 3.15: forking with other threads running (pytest's faulthandler watchdog)
+# raises the warning, which the suite turns into an error.
+FORK_WITH_THREADS = pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
+
+
 @own_exception_differs
+@FORK_WITH_THREADS
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_broken_process_pool_fails_each_future_with_its_own_exception(cf, method):
     # gh-101267 (CPython's test_broken_process_pool_traceback, 3.14): a
@@ -252,6 +260,31 @@ def test_broken_process_pool_fails_each_future_with_its_own_exception(cf, method
             frames = [f for f in traceback.extract_tb(exc.__traceback__)
                       if f.filename == __file__]
             assert len(frames) == 1
+
+
+def _killed_by_sigkill():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.stdlib_differs
+@pytest.mark.parametrize("target, exitcode", [(_exit_abruptly, 3),
+                                              (_killed_by_sigkill, -signal.SIGKILL)])
+def test_broken_pool_says_which_process_ended_and_how(cf, target, exitcode):
+    # Each BrokenProcessPool's __cause__ is a _RemoteTraceback naming the
+    # process and its exit code, as 3.15's stdlib gives it -- when it has the
+    # code: it reads it as soon as the worker's sentinel fires, before the
+    # worker is reaped, and then (usually, on 3.15.2 here) finds none.
+    # Before 3.15 the stdlib gives no cause.
+    assert cf.process._RemoteTraceback is concurrent.futures.process._RemoteTraceback
+    with cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as ex:
+        pid = ex.submit(os.getpid).result(timeout=TIMEOUT)
+        futures = [ex.submit(target), ex.submit(abs, -1)]
+        for future in futures:
+            with pytest.raises(cf.process.BrokenProcessPool) as info:
+                future.result(timeout=TIMEOUT)
+            cause = info.value.__cause__
+            assert type(cause) is concurrent.futures.process._RemoteTraceback
+            assert f"Process {pid} terminated abruptly with exit code {exitcode}" in str(cause)
 
 
 @pytest.mark.skipif(

@@ -16,6 +16,11 @@ import fastfutures
 
 TIMEOUT = 10
 
+# 3.12+: the pools below fork their first worker while pytest's faulthandler
+# watchdog thread runs; on 3.15 that warning is raised (an error here).
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
+
 
 def fork_and_wait(child):
     with warnings.catch_warnings():
@@ -28,6 +33,11 @@ def fork_and_wait(child):
             code = child()
         finally:
             os._exit(code)
+    return wait_for_exit(pid)
+
+
+def wait_for_exit(pid):
+    """The exit code of child process ``pid``, once it has exited."""
     deadline = time.monotonic() + 30
     while True:
         wpid, status = os.waitpid(pid, os.WNOHANG)
@@ -120,5 +130,37 @@ def test_unused_process_pool_works_in_child():
 
         assert fork_and_wait(child) == 0
         assert ex.submit(_square, 5).result(timeout=TIMEOUT) == 25
+    finally:
+        ex.shutdown(wait=True)
+
+
+@pytest.mark.stdlib_differs
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+def test_fork_that_raises_after_the_child_exists_leaves_no_worker(monkeypatch):
+    """3.15 raises fork()'s "multi-threaded" DeprecationWarning in the parent
+    after the child exists, when warnings are errors: submit() raises it, and
+    the child, unknown to the pool, leaves instead of serving it forever (the
+    stdlib's stays).  The pool goes on working."""
+    import multiprocessing
+    children = []
+    real_fork = os.fork
+
+    def fork_then_raise():
+        pid = real_fork()
+        if pid:
+            children.append(pid)
+            raise DeprecationWarning("This process is multi-threaded, use of fork() may lead "
+                                     "to deadlocks in the child.")
+        return pid
+
+    ex = fastfutures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    try:
+        monkeypatch.setattr(os, "fork", fork_then_raise)
+        with pytest.raises(DeprecationWarning):
+            ex.submit(_square, 2)
+        monkeypatch.undo()
+        assert len(children) == 1
+        assert wait_for_exit(children[0]) == 0
+        assert ex.submit(_square, 3).result(timeout=TIMEOUT) == 9
     finally:
         ex.shutdown(wait=True)

@@ -646,3 +646,51 @@ def test_futures_hash_and_compare_by_identity(cf):
     h = hash(a)
     a.set_result(1)
     assert hash(a) == h
+
+
+# -- _get_snapshot() (3.15: how asyncio copies a concurrent future) -----------
+
+# Before 3.15 the stdlib's Future has no _get_snapshot().
+snapshot_differs = (pytest.mark.stdlib_differs if sys.version_info < (3, 15)
+                    else (lambda test: test))
+
+
+@snapshot_differs
+@pytest.mark.parametrize("state, snapshot", [
+    ("PENDING", (False, False, None, None)),
+    ("RUNNING", (False, False, None, None)),
+    ("CANCELLED", (True, True, None, None)),
+    ("CANCELLED_AND_NOTIFIED", (True, True, None, None)),
+    ("FINISHED", (True, False, 42, None)),
+])
+def test_get_snapshot(cf, state, snapshot):
+    assert make(cf, state, 42)._get_snapshot() == snapshot
+
+
+@snapshot_differs
+def test_get_snapshot_of_a_raised_future(cf):
+    error = ValueError("boom")
+    done, cancelled, result, exception = make(cf, "RAISED", error)._get_snapshot()
+    assert (done, cancelled, result) == (True, False, None)
+    assert exception is error
+
+
+@snapshot_differs
+def test_get_snapshot_is_never_half_done(cf):
+    """Taken while another thread completes the future: either not done or
+    the whole outcome, never done without its result."""
+    for _ in range(50):
+        f = cf.Future()
+        seen = []
+
+        def watch():
+            while True:
+                snapshot = f._get_snapshot()
+                seen.append(snapshot)
+                if snapshot[0]:
+                    return
+        thread = start_thread(watch)
+        f.set_result("value")
+        join_all([thread])
+        assert set(seen) <= {(False, False, None, None), (True, False, "value", None)}
+        assert seen[-1] == (True, False, "value", None)

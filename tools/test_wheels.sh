@@ -30,6 +30,9 @@
 #                     tool venvs in it are reused between runs, all else is
 #                     rebuilt)
 #   FF_PYTEST_ARGS    pytest selection (default: -m "not slow")
+#   FF_WHEEL_EXTRA    the extra installed with the wheel (default: test; test-core:
+#                     only pytest, pytest-timeout and hypothesis, as a minimal
+#                     environment has them)
 #
 # Results: <workdir>/dist/*.tar.gz, <workdir>/wheelhouse/*.whl, a summary at
 # the end; exit status 0 only if every step passed for every Python.
@@ -38,6 +41,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${FF_WHEEL_WORKDIR:-$REPO/build/wheel-test}"
 PYTEST_SELECTION="${FF_PYTEST_ARGS:--m \"not slow\"}"
+WHEEL_EXTRA="${FF_WHEEL_EXTRA:-test}"
 DEFAULT_PYTHONS=(3.10 3.11 3.12 3.13)
 
 log() { printf '\n=== %s\n' "$*"; }
@@ -153,10 +157,10 @@ if missing or len(compiled) < 2 or not licence:
     sys.exit("wheel: missing %s, compiled modules %s, licence %s" % (missing, compiled, licence))
 EOF
 
-        log "Python $PYVER: fresh venv, install the wheel"
+        log "Python $PYVER: fresh venv, install the wheel [$WHEEL_EXTRA]"
         VENV="$WORK/test-$PYVER"
         "$PY" -m venv "$VENV"
-        "$VENV/bin/python" -m pip install -q "${WHEEL}[test]"
+        "$VENV/bin/python" -m pip install -q "${WHEEL}[$WHEEL_EXTRA]"
 
         RUN="$WORK/run-$PYVER"
         mkdir -p "$RUN"

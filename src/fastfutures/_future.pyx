@@ -238,6 +238,9 @@ cdef class Waiter:
 
 
 cdef object _new_condition = threading.Condition
+# _get_snapshot()'s answers other than FINISHED's.
+cdef tuple SNAPSHOT_CANCELLED = (True, True, None, None)
+cdef tuple SNAPSHOT_NOT_DONE = (False, False, None, None)
 
 
 cdef class FutureCore:
@@ -547,6 +550,22 @@ cdef class FutureCore:
 
     def __reduce__(self):
         raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
+    def _get_snapshot(self):
+        """(done, cancelled, result, exception), read atomically.
+
+        3.15's asyncio copies a concurrent future into an asyncio one through
+        this (wrap_future, run_in_executor without the bridge).  No lock: the
+        values are written before the state and never change once it is
+        FINISHED; the reads below run no Python code, so under the GIL no
+        other thread runs between them.
+        """
+        cdef int state = ff_load_acquire(&self._state)
+        if state == ST_FINISHED:
+            return True, False, self._result_value, self._exception_value
+        if state >= ST_CANCELLED:
+            return SNAPSHOT_CANCELLED
+        return SNAPSHOT_NOT_DONE
 
     # -- attributes the stdlib's own wait()/as_completed() and asyncio read --
 

@@ -41,6 +41,15 @@ def task_timeout(fn, limit):
     return TaskTimeout(f"{name}() exceeded its time limit of {limit:g} s", limit)
 
 
+def abrupt_exits(processes):
+    """The cause of a pool broken by a worker's exit, as 3.15's stdlib gives
+    it: a line per process that ended with a nonzero exit code (negative: a
+    signal), as traceback lines for PoolCore.break_pool(); None if none did."""
+    lines = [f"Process {p.pid} terminated abruptly with exit code {p.exitcode}"
+             for p in processes if p.exitcode is not None and p.exitcode != 0]
+    return ["\n".join(lines)] if lines else None
+
+
 def worker_died(pid, exitcode):
     if exitcode is not None and exitcode < 0:
         try:

@@ -546,7 +546,8 @@ cdef class PoolCore:
         # A worker may only exit when told to, or after its last task
         # (max_tasks_per_child), with every reply read.
         if not expected:
-            self.break_pool(None)
+            worker.process.join()       # it exited: this only reaps it, for its exit code
+            self.break_pool(errors.abrupt_exits([w.process for w in self.workers]))
             return False
         retired = worker.state == WORKER_RETIRING
         with self.lock:

@@ -10,6 +10,7 @@ pool breaks).  The worker leaves when told to, after ``max_tasks`` tasks, or
 as soon as its parent process is gone.
 """
 import multiprocessing
+import os
 import select
 from concurrent.futures import _base
 
@@ -22,7 +23,16 @@ class _ParentGone(Exception):
     pass
 
 
-def worker_main(spec, initializer, initargs, max_tasks):
+def worker_main(spec, initializer, initargs, max_tasks, go_ahead=None):
+    """``go_ahead``: with fork, the pipe on which the parent says that it
+    knows this worker (closed without a word: it does not); else None."""
+    if go_ahead is not None:
+        read_end, write_end = go_ahead
+        os.close(write_end)             # the parent's copy alone decides
+        told = os.read(read_end, 1)
+        os.close(read_end)
+        if not told:
+            return
     endpoint = transport.open_worker_endpoint(spec)
     if initializer is not None:
         try:

@@ -71,7 +71,9 @@ import threading
 import weakref
 from concurrent.futures import _base as _stdlib_base
 from concurrent.futures import process as _stdlib_process
-from concurrent.futures.process import (BrokenProcessPool,
+# _RemoteTraceback: the stdlib's class, the __cause__ of a broken pool's
+# errors (CPython's tests read it here).
+from concurrent.futures.process import (BrokenProcessPool, _RemoteTraceback,  # noqa: F401
                                         _chain_from_iterable_of_lists, _process_chunk)
 from itertools import islice
 from functools import partial
@@ -190,16 +192,31 @@ class _PoolCore(_process_core.PoolCore if _shm_platform.SUPPORTED else object):
         if not replacement and self.forks and self.replaces:
             self.start_zygote()     # before the first worker's channel exists
         channel = transport.ParentChannel()
+        # With fork, start() can raise after the child exists (3.15: fork()'s
+        # "multi-threaded" DeprecationWarning as an error): that child would
+        # serve a channel nobody reads, forever.  It waits for a go-ahead,
+        # sent once the pool knows it; without one it leaves.  (The zygote
+        # forks single-threaded: no warning there.)
+        go_ahead = os.pipe() if self.forks and not replacement else None
+        started = False
         try:
             if replacement:
                 process = self.zygote.fork_worker(channel.spec)
             else:
                 process = self.mp_context.Process(target=worker_main,
-                                                  args=(channel.spec, *self.worker_args))
+                                                  args=(channel.spec, *self.worker_args),
+                                                  kwargs={"go_ahead": go_ahead})
                 process.start()
+            started = True
         except BaseException:
             channel.close()
             raise
+        finally:
+            if go_ahead is not None:
+                if started:
+                    os.write(go_ahead[1], b"\1")
+                os.close(go_ahead[0])
+                os.close(go_ahead[1])
         channel.worker_started()
         self.add_worker(process, channel)
 

@@ -71,4 +71,8 @@ def main(module_name, loop_name):
 
 
 if __name__ == "__main__":
+    # Started in the background (nohup, `&`), this process inherits SIGINT
+    # ignored and Python installs no KeyboardInterrupt handler: restore it,
+    # as CPython's own tests do.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     main(*sys.argv[1:])

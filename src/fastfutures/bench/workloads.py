@@ -203,7 +203,8 @@ class Implementation:
         return self._error
 
     def runs(self, workload):
-        return workload.group in self.groups
+        return workload.group in self.groups and (workload.only is None
+                                                  or self.name in workload.only)
 
     def process_pool(self, workers=PROCESS_WORKERS, **options):
         return self._process_pool(self.cf, workers, **options)
@@ -273,6 +274,7 @@ class Workload:
     ceiling per operation (``Memory``); None where the issue sets none.
     ``baseline`` names the implementation ratios are taken against: the
     stdlib, except for the distributed group (dask's own executor).
+    ``only``: the implementations that run it, where not all of the group's.
     """
 
     metric = None
@@ -281,8 +283,9 @@ class Workload:
     stat = None
 
     def __init__(self, group, name, description, *, unit, size, quick_size, target=None,
-                 baseline=STDLIB):
+                 baseline=STDLIB, only=None):
         self.baseline = baseline        # the column ratios are taken against
+        self.only = only
         self.group = group
         self.name = name
         self.description = description
@@ -598,19 +601,25 @@ ASYNCIO_WORKERS = 4
 
 
 @contextlib.contextmanager
-def _asyncio_side(impl):
+def _asyncio_side(impl, bridge=True):
     """A warm event loop for ``impl`` and its two ways to offload a call:
     yields (loop, to_thread, run_in_executor), each taking a function and
     returning an awaitable.  stdlib: asyncio's loop with a concurrent.futures
     default executor; fastfutures: fastfutures.asyncio.install() with a
-    fastfutures pool; anyio: anyio.to_thread.run_sync for both."""
+    fastfutures pool -- with ``bridge=False`` the pool is only the loop's
+    default executor, and asyncio's own wrap_future() copies each result
+    (3.15: through Future._get_snapshot()); anyio: anyio.to_thread.run_sync
+    for both."""
     import concurrent.futures
     if impl.name in ("uvloop", "fastfutures+uvloop"):
         loop = impl.cf.new_event_loop()
     else:
         loop = asyncio.new_event_loop()
     try:
-        if impl.name in ("fastfutures", "fastfutures+uvloop"):
+        if impl.name in ("fastfutures", "fastfutures+uvloop") and not bridge:
+            import fastfutures
+            loop.set_default_executor(fastfutures.ThreadPoolExecutor(ASYNCIO_WORKERS, "asyncio"))
+        elif impl.name in ("fastfutures", "fastfutures+uvloop"):
             import fastfutures.asyncio
             fastfutures.asyncio.install(
                 loop, fastfutures.ThreadPoolExecutor(ASYNCIO_WORKERS, "asyncio"))
@@ -650,15 +659,18 @@ def _sequential_to_thread(impl, size):
         yield run
 
 
-@contextlib.contextmanager
-def _gather_run_in_executor(impl, size):
-    with _asyncio_side(impl) as (loop, _, run_in_executor):
-        async def offload():
-            await asyncio.gather(*[run_in_executor(noop) for _ in itertools.repeat(None, size)])
+def _gather_run_in_executor(bridge):
+    @contextlib.contextmanager
+    def prepare(impl, size):
+        with _asyncio_side(impl, bridge) as (loop, _, run_in_executor):
+            async def offload():
+                await asyncio.gather(*[run_in_executor(noop)
+                                       for _ in itertools.repeat(None, size)])
 
-        def run():
-            loop.run_until_complete(offload())
-        yield run
+            def run():
+                loop.run_until_complete(offload())
+            yield run
+    return prepare
 
 
 SERVER_OFFLOADS_PER_TASK = 100
@@ -960,8 +972,13 @@ WORKLOADS = (
     Timed("asyncio", "to_thread", "await asyncio.to_thread(noop), one after another",
           _sequential_to_thread, unit="call", size=5_000, quick_size=500, target=3),
     Timed("asyncio", "gather", "gather of n loop.run_in_executor(None, noop)",
-          _gather_run_in_executor, unit="call", size=100_000, quick_size=10_000, target=10,
-          rounds=3),
+          _gather_run_in_executor(True), unit="call", size=100_000, quick_size=10_000,
+          target=10, rounds=3),
+    Timed("asyncio", "gather_no_install",
+          "the same without install(): the pool is the loop's default executor and "
+          "asyncio's wrap_future() copies each result",
+          _gather_run_in_executor(False), unit="call", size=100_000, quick_size=10_000,
+          rounds=3, only={STDLIB, "fastfutures", "uvloop", "fastfutures+uvloop"}),
     Timed("asyncio", "server_mix", "n/100 concurrent tasks, each 100 run_in_executor(None, noop)",
           _server_mix, unit="call", size=100_000, quick_size=10_000, target=5, rounds=3),
     Memory("memory", "pending_future", "bytes per pending Future()",
