@@ -8,7 +8,8 @@ SIGKILLed after the grace).
 No test depends on timing: calls that must run at the same time meet (each
 leaves a file and waits for the other's), calls that must not finish wait on
 a gate file, each with its own bound, and a bound that runs out is a failure
-that says so instead of a hang.
+that says so instead of a hang.  The bounds are generous (LONG): on a loaded
+2-core machine a spawned replacement can take seconds to start.
 """
 import concurrent.futures
 import sys
@@ -28,6 +29,7 @@ pytestmark = [
 
 METHODS = ["fork", "spawn", "forkserver"]
 IMPLS = ["stdlib", "fastfutures"]
+LONG = 4 * TIMEOUT
 
 
 # -- fixtures ----------------------------------------------------------------------
@@ -60,9 +62,9 @@ def test_short_calls_do_not_wait_behind_a_long_one(make_pool, tmp_path, warm):
     if warm:
         assert list(pool.map(square, range(8))) == [x * x for x in range(8)]
     gate = str(tmp_path / "gate")
-    long_call = pool.submit(wait_for_file, gate)
+    long_call = pool.submit(wait_for_file, gate, 2 * LONG)
     shorts = [pool.submit(square, i) for i in range(8)]
-    done, not_done = concurrent.futures.wait(shorts, timeout=TIMEOUT)
+    done, not_done = concurrent.futures.wait(shorts, timeout=LONG)
     stuck = not long_call.done()
     open(gate, "w").close()
     assert not not_done, "short calls waited behind the long one"
@@ -76,9 +78,9 @@ def test_calls_behind_two_long_ones_run_when_a_worker_frees(make_pool, tmp_path)
     pool = make_pool(3)
     assert list(pool.map(square, range(9))) == [x * x for x in range(9)]
     gate = str(tmp_path / "gate")
-    longs = [pool.submit(wait_for_file, gate) for _ in range(2)]
+    longs = [pool.submit(wait_for_file, gate, 2 * LONG) for _ in range(2)]
     shorts = [pool.submit(square, i) for i in range(20)]
-    done, not_done = concurrent.futures.wait(shorts, timeout=TIMEOUT)
+    done, not_done = concurrent.futures.wait(shorts, timeout=LONG)
     stuck = not any(f.done() for f in longs)
     open(gate, "w").close()
     assert not not_done and stuck
@@ -91,10 +93,10 @@ def test_later_calls_meet_while_an_earlier_one_runs(make_pool, tmp_path):
     pool = make_pool(3)
     assert list(pool.map(square, range(9))) == [x * x for x in range(9)]
     gate = str(tmp_path / "gate")
-    long_call = pool.submit(wait_for_file, gate)
-    pair = [pool.submit(meet, str(tmp_path), "a", "b"),
-            pool.submit(meet, str(tmp_path), "b", "a")]
-    results = [f.result(timeout=2 * TIMEOUT) for f in pair]
+    long_call = pool.submit(wait_for_file, gate, 2 * LONG)
+    pair = [pool.submit(meet, str(tmp_path), "a", "b", LONG),
+            pool.submit(meet, str(tmp_path), "b", "a", LONG)]
+    results = [f.result(timeout=2 * LONG) for f in pair]
     open(gate, "w").close()
     assert results == ["met", "met"]
     assert long_call.result(timeout=TIMEOUT) == "opened"
@@ -106,13 +108,13 @@ def test_calls_taken_back_after_a_kill_spread_over_every_worker(make_ff_pool, tm
     assert list(pool.map(square, range(8))) == [x * x for x in range(8)]
     never = str(tmp_path / "never")
     running = [pool.submit(wait_for_file, never) for _ in range(2)]
-    pair = [pool.submit(meet, str(tmp_path), "a", "b"),
-            pool.submit(meet, str(tmp_path), "b", "a")]
+    pair = [pool.submit(meet, str(tmp_path), "a", "b", LONG),
+            pool.submit(meet, str(tmp_path), "b", "a", LONG)]
     assert wait_until(lambda: all(f.running() for f in running))
     for f in running:
         assert f.cancel()
     # Both workers are replaced; the two calls must run side by side.
-    assert [f.result(timeout=3 * TIMEOUT) for f in pair] == ["met", "met"]
+    assert [f.result(timeout=2 * LONG) for f in pair] == ["met", "met"]
     assert all(f.cancelled() for f in running)
 
 
@@ -123,12 +125,12 @@ def test_calls_taken_back_after_a_time_limit_spread_over_every_worker(make_ff_po
     never = str(tmp_path / "never")
     limited = pool.with_options(timeout=0.3)
     timed = [limited.submit(wait_for_file, never, 60) for _ in range(2)]
-    pair = [pool.submit(meet, str(tmp_path), "a", "b"),
-            pool.submit(meet, str(tmp_path), "b", "a")]
+    pair = [pool.submit(meet, str(tmp_path), "a", "b", LONG),
+            pool.submit(meet, str(tmp_path), "b", "a", LONG)]
     for f in timed:
         with pytest.raises(_load_fastfutures().process.TaskTimeout):
-            f.result(timeout=TIMEOUT)
-    assert [f.result(timeout=3 * TIMEOUT) for f in pair] == ["met", "met"]
+            f.result(timeout=LONG)
+    assert [f.result(timeout=2 * LONG) for f in pair] == ["met", "met"]
 
 
 # -- per-call limits are exact ------------------------------------------------------
