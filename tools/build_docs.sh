@@ -22,9 +22,11 @@ inventory=${FASTFUTURES_PYTHON_INV:-$(ls -1 /usr/share/doc/python3*/html/objects
 export FASTFUTURES_PYTHON_INV=$inventory
 command -v dot >/dev/null || die "Graphviz's dot is missing (apt-get install graphviz)"
 
-# The API reference documents the compiled modules: build them in place.
+# The API reference documents the compiled modules: build them in place,
+# with the build requirements of pyproject.toml's [build-system] (a fresh
+# environment has neither Cython nor a setuptools that reads PEP 639).
+"$PYTHON" -m pip install --quiet "setuptools>=77" "Cython>=3.1" -r docs/requirements.txt
 "$PYTHON" setup.py build_ext --inplace -j 2 >/dev/null
-"$PYTHON" -m pip install --quiet -r docs/requirements.txt
 
 rm -rf docs/_build/html docs/_build/doctrees docs/_generated
 start=$(date +%s)
