@@ -25,7 +25,7 @@ build = pytest.importorskip("build", reason="needs the `build` package (the test
 metadata = pytest.importorskip("packaging.metadata")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXTRAS = {"test", "test-core", "bench", "dask"}
+EXTRAS = {"test", "test-core", "bench", "dask", "plot", "otel", "prometheus"}
 
 
 def source_tree(dest):
