@@ -149,6 +149,9 @@ def test_ctrl_c_in_a_blocked_submit_loses_nothing(cf):
     ex = held_pool(cf, gate, max_queue_size=1)
     ran = []
     main = threading.get_ident()
+    # A suite started in the background (`&`, nohup) inherits SIGINT ignored:
+    # Ctrl-C raises only with Python's default handler, as in CPython's tests.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         ex.submit(abs, 0)
         killer = start_thread(lambda: (wait_until(lambda: ex._work_queue.waiting_submitters),
@@ -159,6 +162,7 @@ def test_ctrl_c_in_a_blocked_submit_loses_nothing(cf):
         assert ex._work_queue.waiting_submitters == 0
         gate.set()
     finally:
+        signal.signal(signal.SIGINT, previous)
         gate.set()
         ex.shutdown()
     assert ran == []

@@ -389,18 +389,27 @@ def test_fork_warning_made_an_error_leaves_no_zygote_behind(ff, tmp_path):
     made before warning is reaped."""
     import warnings
     pool = fork_pool(ff)
+    warned = False
     try:
         assert pool.submit(get_pid).result(timeout=TIMEOUT)
         before = resources.children()
         with warnings.catch_warnings():
             warnings.simplefilter("error", DeprecationWarning)
-            with pytest.raises(DeprecationWarning, match="multi-threaded"):
-                pool.with_options(timeout=0.2)
-        assert pool._core.zygote is None
-        assert resources.children() == before
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            limited = pool.with_options(timeout=0.2)
+            try:
+                limited = pool.with_options(timeout=0.2)
+            except DeprecationWarning as exc:
+                assert "multi-threaded" in str(exc)
+                warned = True
+        if warned:
+            assert pool._core.zygote is None
+            assert resources.children() == before
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                limited = pool.with_options(timeout=0.2)
         replace_worker(ff, pool, tmp_path, limited)
     finally:
         pool.shutdown(wait=True)
+    if not warned:
+        # Seen on Debian's 3.14 in the wheel check: the interpreter did not
+        # warn here, so the path under test was not taken.
+        pytest.skip("this interpreter did not warn about this fork()")

@@ -165,6 +165,8 @@ EOF
         RUN="$WORK/run-$PYVER"
         mkdir -p "$RUN"
         cp -R "$WORK/snapshot/tests" "$RUN/tests"
+        # tests/test_examples.py runs examples/, tests/test_docs.py the docs' code blocks.
+        cp -R "$WORK/snapshot/examples" "$WORK/snapshot/docs" "$RUN/"
         cp "$WORK/snapshot/pyproject.toml" "$RUN/pyproject.toml"   # the [tool.pytest.ini_options]
         find "$RUN/tests" -name __pycache__ -prune -exec rm -rf {} +
         cat >"$RUN/ff_wheel_guard.py" <<'EOF'
