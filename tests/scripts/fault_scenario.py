@@ -503,6 +503,22 @@ def _check_ran_once(rep, directory, futures, cancelled_means_not_run=True):
             rep.unexpected.append(f"call {i} ran twice")
 
 
+def _check_cancelled_exactly(rep, directory, futures, outcome):
+    """cancel() returned True (``outcome[i]``) exactly for the calls that
+    ended cancelled and never ran; every other call returned its index,
+    and ran once."""
+    ran = started(directory)
+    for i, future in enumerate(futures):
+        if outcome.get(i) or future.cancelled():
+            if not future.cancelled():
+                rep.unexpected.append(f"call {i}: cancel() returned True, not cancelled")
+            if i in ran:
+                rep.unexpected.append(f"call {i}: cancelled, but it ran")
+        else:
+            rep.check(future, f"call {i}", results=[i])
+    _check_ran_once(rep, directory, futures)
+
+
 def sc_process_overrunning_calls(cf, rep):
     """Calls that run past their limit (the pool's task_timeout or a
     with_options() view's): only they fail, with TaskTimeout; their worker is
@@ -716,16 +732,7 @@ def sc_process_cancel_races_claim(cf, rep):
     if rng.random() < 0.3:
         rep.shutdown(pool, wait=True, cancel_futures=True)
     rep.settle(futures)
-    ran = started(directory)
-    for i, future in enumerate(futures):
-        if outcome.get(i) or future.cancelled():
-            if not future.cancelled():
-                rep.unexpected.append(f"call {i}: cancel() returned True, not cancelled")
-            if i in ran:
-                rep.unexpected.append(f"call {i}: cancelled, but it ran")
-        else:
-            rep.check(future, f"call {i}", results=[i])
-    _check_ran_once(rep, directory, futures)
+    _check_cancelled_exactly(rep, directory, futures, outcome)
     rep.shutdown(pool, wait=True)
 
 
@@ -751,16 +758,7 @@ def sc_process_mixed_lengths(cf, rep):
     if rng.random() < 0.2:
         rep.shutdown(pool, wait=True, cancel_futures=True)
     rep.settle(futures)
-    ran = started(directory)
-    for i, future in enumerate(futures):
-        if outcome.get(i) or future.cancelled():
-            if not future.cancelled():
-                rep.unexpected.append(f"call {i}: cancel() returned True, not cancelled")
-            if i in ran:
-                rep.unexpected.append(f"call {i}: cancelled, but it ran")
-        else:
-            rep.check(future, f"call {i}", results=[i])
-    _check_ran_once(rep, directory, futures)
+    _check_cancelled_exactly(rep, directory, futures, outcome)
     rep.shutdown(pool, wait=True)
 
 
