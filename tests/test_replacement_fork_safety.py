@@ -306,7 +306,12 @@ def _parent_owning_a_pool(src):
                 pool.submit(overrun).result(timeout=10)
             except fastfutures.process.TaskTimeout:
                 pass
-            [pool.submit(get_pid).result(timeout=10) for _ in range(4)]
+            # The replacement is forked in the background: wait until it is
+            # one of the pool's processes (the calls may all run on the other).
+            deadline = time.monotonic() + 10
+            while len(pool._processes) < 2 and time.monotonic() < deadline:
+                pool.submit(get_pid).result(timeout=10)
+                time.sleep(0.01)
             print(pool._core.zygote.pid, *pool._processes, flush=True)
             time.sleep(60)
     """)
@@ -327,6 +332,8 @@ def test_zygote_and_workers_leave_when_the_parent_is_killed(ff, tmp_path):
         left = wait_until(lambda: not resources.session_members(parent.pid), timeout=TIMEOUT)
         assert left, resources.session_members(parent.pid)
     finally:
+        parent.kill()
+        parent.wait(TIMEOUT)
         parent.stdout.close()
         for pid in resources.session_members(parent.pid):
             os.kill(pid, signal.SIGKILL)
