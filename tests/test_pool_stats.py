@@ -1,6 +1,10 @@
 """Seeing what a thread pool does: the stdlib's de-facto idioms
 (``_work_queue.qsize()``/``empty()``) side by side with the stdlib, and
 fastfutures' ``stats()`` snapshot (process pool: test_process_stats.py)."""
+import json
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -77,6 +81,32 @@ def test_stats_counts_each_outcome(cf):
 
 
 @pytest.mark.stdlib_differs(reason="stats() is fastfutures only")
+def test_stats_count_each_map_call(cf):
+    gate = threading.Event()
+    ex = cf.ThreadPoolExecutor(max_workers=1)
+    try:
+        blocker = ex.submit(gate.wait, TIMEOUT)
+        assert wait_until(blocker.running)
+        it = ex.map(lambda x: 1 // x, [1, 0, 2, 3])
+        s = ex.stats()
+        check_adds_up(s)
+        assert (s.submitted, s.queued, s.running) == (5, 4, 1)
+        gate.set()
+        assert next(it) == 1
+        with pytest.raises(ZeroDivisionError):
+            next(it)                # closes the map: calls 2 and 3 cancelled if not taken
+        assert wait_until(lambda: ex.stats().queued == 0)
+        s = ex.stats()
+        check_adds_up(s)
+        assert s.failed == 1 and s.completed + s.cancelled == 4
+        assert s.run_time.count == s.completed + s.failed
+        assert s.queue_wait.count == 5
+    finally:
+        gate.set()
+        ex.shutdown()
+
+
+@pytest.mark.stdlib_differs(reason="stats() is fastfutures only")
 def test_stats_distributions(cf):
     with cf.ThreadPoolExecutor(max_workers=2) as ex:
         list(ex.map(abs, range(200)))
@@ -90,6 +120,39 @@ def test_stats_distributions(cf):
         counts = [c for _, c in d.buckets]
         assert bounds == sorted(bounds) and bounds[-1] == float("inf")
         assert counts == sorted(counts) and counts[-1] == 200
+
+
+CLOCK_CHECK = """
+import json, time, fastfutures
+from fastfutures._threadpool import stats_clock
+with fastfutures.ThreadPoolExecutor(max_workers=1) as ex:
+    for f in [ex.submit(time.sleep, 0.05) for _ in range(4)]:
+        f.result()
+    s = ex.stats()
+print(json.dumps([stats_clock()[0], s.run_time.mean, s.run_time.max, s.queue_wait.max]))
+"""
+
+
+@pytest.mark.stdlib_differs(reason="stats() is fastfutures only")
+@pytest.mark.parametrize("clock", ["default", "monotonic"])
+def test_stats_durations_are_seconds_with_either_clock(cf, clock):
+    # The thread pool's durations come from the CPU counter where the OS
+    # trusts it, else CLOCK_MONOTONIC; both must give seconds.  Bounds are
+    # loose: this checks the unit (a misread tick rate is off by 2x or 1e9x),
+    # not the speed of a shared machine.
+    if cf.__name__ != "fastfutures":
+        pytest.skip("fastfutures' clock")
+    env = dict(os.environ)
+    env.pop("FASTFUTURES_STATS_CLOCK", None)
+    if clock == "monotonic":
+        env["FASTFUTURES_STATS_CLOCK"] = "monotonic"
+    out = subprocess.run([sys.executable, "-c", CLOCK_CHECK], env=env, capture_output=True,
+                         text=True, timeout=TIMEOUT, check=True).stdout
+    source, run_mean, run_max, waited_max = json.loads(out)
+    if clock == "monotonic":
+        assert source == "monotonic"
+    assert 0.045 <= run_mean <= run_max < 1.0
+    assert 0.1 <= waited_max < 2.0      # the last call queued behind three sleeps
 
 
 @pytest.mark.stdlib_differs(reason="stats() is fastfutures only")

@@ -8,6 +8,7 @@ import sys
 import textwrap
 import threading
 import time
+import traceback
 import warnings
 import weakref
 
@@ -669,6 +670,125 @@ def test_map_exception_cancels_the_rest_on_close(cf):
         ex.shutdown(wait=True)
     assert ran[0] == 0
     assert len(ran) <= 2
+
+
+def test_map_shutdown_cancelling_futures_cancels_its_queued_calls(cf):
+    started = threading.Event()
+    release = threading.Event()
+
+    def task(i):
+        if i == 0:
+            started.set()
+            release.wait(TIMEOUT)
+        return i
+
+    ex = cf.ThreadPoolExecutor(max_workers=1)
+    try:
+        it = ex.map(task, range(5))
+        assert started.wait(TIMEOUT)
+        ex.shutdown(wait=False, cancel_futures=True)
+        release.set()
+        assert next(it) == 0
+        with pytest.raises(cf.CancelledError):
+            next(it)
+        with pytest.raises(StopIteration):
+            next(it)
+    finally:
+        release.set()
+        ex.shutdown(wait=True)
+
+
+def test_map_waiting_consumer_woken_by_shutdown_cancelling_futures(cf):
+    started = threading.Event()
+    release = threading.Event()
+
+    def task(i):
+        if i == 0:
+            started.set()
+            release.wait(TIMEOUT)
+        return i
+
+    ex = cf.ThreadPoolExecutor(max_workers=1)
+    try:
+        it = ex.map(task, range(3))
+        assert started.wait(TIMEOUT)
+        outcome = []
+
+        def consume():
+            try:
+                outcome.append(list(it))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        consumer = start_thread(consume)
+        time.sleep(0.05)
+        ex.shutdown(wait=False, cancel_futures=True)
+        release.set()
+        consumer.join(TIMEOUT)
+        assert not consumer.is_alive()
+        assert type(outcome[0]) is cf.CancelledError
+    finally:
+        release.set()
+        ex.shutdown(wait=True)
+
+
+def test_map_on_a_pool_whose_initializer_fails(cf, caplog):
+    go = threading.Event()
+
+    def initializer():
+        go.wait(TIMEOUT)
+        raise ValueError("no")
+
+    ex = cf.ThreadPoolExecutor(max_workers=1, initializer=initializer)
+    try:
+        with caplog.at_level(logging.CRITICAL, logger="concurrent.futures"):
+            it = ex.map(abs, range(4))
+            go.set()
+            with pytest.raises(cf.thread.BrokenThreadPool):
+                next(it)
+    finally:
+        go.set()
+        ex.shutdown(wait=True)
+
+
+def test_map_error_carries_the_worker_frame(cf):
+    def fails_in_worker(x):
+        raise KeyError(x)
+
+    with cf.ThreadPoolExecutor(max_workers=2) as ex:
+        it = ex.map(fails_in_worker, [7])
+        with pytest.raises(KeyError) as info:
+            next(it)
+    names = [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
+    assert "fails_in_worker" in names
+
+
+def test_map_base_exception_from_a_call_is_its_result(cf):
+    def exits(x):
+        raise SystemExit(x)
+
+    with cf.ThreadPoolExecutor(max_workers=1) as ex:
+        it = ex.map(exits, [3, 4])
+        with pytest.raises(SystemExit) as info:
+            next(it)
+        assert info.value.code == 3
+        # The pool lives on.
+        assert ex.submit(abs, -1).result(timeout=TIMEOUT) == 1
+
+
+def test_map_single_iterable_not_iterable(cf):
+    with cf.ThreadPoolExecutor(max_workers=1) as ex:
+        with pytest.raises(TypeError):
+            ex.map(abs, 5)
+        with pytest.raises(TypeError):
+            ex.map(pow, [1], 5)
+
+
+def test_map_results_kept_alive_by_the_consumer(cf):
+    # Each result is its own object, still intact after the pool is gone.
+    with cf.ThreadPoolExecutor(max_workers=2) as ex:
+        results = list(ex.map(lambda i: [i] * 3, range(1000)))
+    assert results == [[i] * 3 for i in range(1000)]
 
 
 # -- lifecycle -------------------------------------------------------------------------

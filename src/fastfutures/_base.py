@@ -104,10 +104,15 @@ class Executor(concurrent.futures.Executor):
         buffersize = take_buffersize(buffering)
         if buffersize is not None:
             return buffered_map(self, fn, iterables, timeout, buffersize)
-        futures = []
-        results = results_in_order(futures, timeout)   # the deadline starts now
-        futures.extend(self.submit(fn, *args) for args in zip(*iterables))
-        return map_results(results)
+        return map_with_submit(self, fn, iterables, timeout)
+
+
+def map_with_submit(executor, fn, iterables, timeout):
+    """map() through executor.submit(): one future per call."""
+    futures = []
+    results = results_in_order(futures, timeout)   # the deadline starts now
+    futures.extend(executor.submit(fn, *args) for args in zip(*iterables))
+    return map_results(results)
 
 
 def take_buffersize(buffering):

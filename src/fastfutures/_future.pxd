@@ -88,4 +88,4 @@ cdef int spin_then_hand_off(int *value, int minimum, int spins) noexcept nogil
 cdef Deadline deadline_from_timeout(object timeout) except *
 cdef FutureCore new_future()
 cdef int run_call(FutureCore future, object fn, object args, object kwargs,
-                  PoolStats stats=*, double claimed_at=*, double *finished_at=*) except -1
+                  PoolStats stats=*) except -1

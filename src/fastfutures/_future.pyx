@@ -27,7 +27,7 @@ from concurrent.futures._base import (
 from concurrent.futures._base import TimeoutError as FuturesTimeoutError
 
 cimport cython
-from ._stats cimport PoolStats, call_skipped, call_ended, ffh_record
+from ._stats cimport PoolStats, call_skipped, call_ended
 from cpython.pythread cimport (
     PyThread_allocate_lock,
     PyThread_free_lock,
@@ -641,21 +641,17 @@ cdef FutureCore new_future():
 
 
 cdef int run_call(FutureCore future, object fn, object args, object kwargs,
-                  PoolStats stats=None, double claimed_at=0, double *finished_at=NULL) except -1:
+                  PoolStats stats=None) except -1:
     """What a worker does with one work item: run it and complete the future.
 
     ``stats``: the pool's, which counted the call running when the worker
-    took it (claimed_at); it learns how the call ended before the future's
-    waiters do, so a snapshot taken after result() returns counts it.  The
-    run time (to the end of the done-callbacks, which the worker runs) is
-    recorded with one clock read, left in ``finished_at`` for the worker to
-    reuse as its next call's claim time: a clock read costs as much as the
-    rest of the recording.
-    Returns -1 only for an exception raised by a done-callback that is not an
-    Exception (those propagate, as in the stdlib).
+    took it; it learns how the call ended before the future's waiters do,
+    so a snapshot taken after result() returns counts it (the worker records
+    the run time).  Returns 1 if the call ran, 0 if it was cancelled; -1 only
+    for an exception raised by a done-callback that is not an Exception
+    (those propagate, as in the stdlib).
     """
     cdef bint runs
-    cdef double now
     try:
         runs = future.set_running()
     except BaseException:
@@ -680,12 +676,7 @@ cdef int run_call(FutureCore future, object fn, object args, object kwargs,
         if stats is not None:
             call_ended(stats, False)
         future.complete(result, False)
-    if stats is not None:
-        now = ff_monotonic()
-        ffh_record(&stats.run_time, now - claimed_at)
-        if finished_at != NULL:
-            finished_at[0] = now
-    return 0
+    return 1
 
 
 # ---------------------------------------------------------------------------

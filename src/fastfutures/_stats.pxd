@@ -45,10 +45,10 @@ cdef class PoolStats:
                          object max_queue_size)
 
 
-cdef inline void call_claimed(PoolStats stats, double queued_at, double now) noexcept:
-    """A worker took a queued call (at `now`, queued at `queued_at`)."""
+cdef inline void call_claimed(PoolStats stats, double waited) noexcept:
+    """A worker took a call that had been queued for `waited` seconds."""
     stats.running += 1
-    ffh_record(&stats.queue_wait, now - queued_at)
+    ffh_record(&stats.queue_wait, waited)
 
 
 cdef inline void call_skipped(PoolStats stats) noexcept:
@@ -59,10 +59,11 @@ cdef inline void call_skipped(PoolStats stats) noexcept:
 
 cdef inline void call_ended(PoolStats stats, bint failed) noexcept:
     """A claimed call returned or raised (counted before its future's
-    waiters learn it; its run time is recorded after its done-callbacks,
-    with the clock read that the worker reuses for its next call)."""
+    waiters learn it; the worker records its run time after its
+    done-callbacks)."""
     stats.running -= 1
     if failed:
         stats.failed += 1
     else:
         stats.completed += 1
+

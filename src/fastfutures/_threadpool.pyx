@@ -17,14 +17,17 @@ Every call is counted in the queue's PoolStats (_stats.pxd).
 """
 import collections
 import logging
+import os
 import threading
 import sys
-from concurrent.futures._base import InvalidStateError
+from concurrent.futures._base import CancelledError, InvalidStateError
+from concurrent.futures._base import TimeoutError as FuturesTimeoutError
 from concurrent.futures.thread import BrokenThreadPool
 
 cimport cython
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from cpython.ref cimport PyObject, Py_INCREF, Py_XDECREF
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_SET_ITEM
 from cpython.pythread cimport (
     PyThread_type_lock,
     PyThread_allocate_lock,
@@ -46,6 +49,7 @@ from ._future cimport (
     PY_TIMEOUT_T,
     PY_TIMEOUT_MAX,
     ST_CANCELLED,
+    W_RESULT,
     ff_load_acquire,
     ff_monotonic,
     spin_then_hand_off,
@@ -54,10 +58,17 @@ from ._future cimport (
     new_future,
     run_call,
 )
-from ._future import results_in_order
-from ._base import buffered_map, map_results, take_buffersize
+from ._base import buffered_map, map_results, map_with_submit, take_buffersize
 from ._bounds import QueueFull
-from ._stats cimport PoolStats, call_claimed
+from ._stats cimport PoolStats, call_claimed, call_skipped, call_ended, ffh_record
+from libc.stdint cimport uint64_t, int64_t
+
+cdef extern from "_ticks.h":
+    bint ff_ticks_from_counter
+    uint64_t ff_ticks() nogil
+    double ff_ticks_init(bint use_counter, double window, double *seconds0,
+                         uint64_t *counter0) nogil
+    double ff_ticks_measure(double seconds0, uint64_t counter0) nogil
 
 LOGGER = logging.getLogger("concurrent.futures")
 
@@ -66,6 +77,55 @@ cdef bint interpreter_shutting_down = False
 
 # How long an idle worker spins before it blocks (see _future.spin_rounds).
 cdef int worker_spin_rounds = 2000
+
+# The clock of the stats' durations (_ticks.h): seconds per tick, and the
+# first calibration sample, from which a snapshot refines the TSC's rate
+# once a second or more has passed (the import measures it over 200 us).
+cdef double tick_seconds
+cdef double calibrated_at
+cdef uint64_t calibrated_counter
+cdef bint tick_refined = False
+
+
+def _os_trusts_the_counter():
+    """The CPU counter is as good as CLOCK_MONOTONIC here (see _ticks.h)."""
+    if os.environ.get("FASTFUTURES_STATS_CLOCK") == "monotonic":
+        return False
+    machine = os.uname().machine if hasattr(os, "uname") else ""
+    if machine in ("aarch64", "arm64"):
+        return True
+    try:
+        with open("/sys/devices/system/clocksource/clocksource0/current_clocksource") as f:
+            return f.read().strip() == "tsc"
+    except OSError:
+        return False
+
+
+tick_seconds = ff_ticks_init(_os_trusts_the_counter(), 200e-6,
+                             &calibrated_at, &calibrated_counter)
+
+
+cdef inline double seconds_between(uint64_t start, uint64_t end) noexcept:
+    return <double>(<int64_t>(end - start)) * tick_seconds
+
+
+cdef void refine_tick() noexcept:
+    global tick_seconds, tick_refined
+    cdef double measured
+    if tick_refined or not ff_ticks_from_counter or calibrated_at == 0:
+        return
+    if ff_monotonic() - calibrated_at < 1.0:
+        return
+    measured = ff_ticks_measure(calibrated_at, calibrated_counter)
+    if measured > 0:
+        tick_seconds = measured
+        tick_refined = True
+
+
+def stats_clock():
+    """What the stats' durations are measured with: ("counter" or
+    "monotonic", seconds per tick).  For tests and the curious."""
+    return ("counter" if ff_ticks_from_counter else "monotonic", tick_seconds)
 
 
 def set_interpreter_shutting_down():
@@ -81,11 +141,15 @@ def set_worker_spin_rounds(int rounds):
 
 
 ctypedef struct WorkItem:
-    PyObject *future
+    PyObject *future            # the call's FutureCore; a map() call's MapCalls
     PyObject *fn
-    PyObject *args
+    PyObject *args              # a map() call's: its one argument unless MapCalls.star
     PyObject *kwargs            # NULL when the call has no keyword arguments
-    double queued_at            # ff_monotonic() when it entered the queue
+    Py_ssize_t map_index        # a map() call's slot in its MapCalls; -1: a submit()
+    uint64_t queued_tick        # ff_ticks() when it entered the queue
+
+
+include "_thread_map.pxi"
 
 
 @cython.final
@@ -208,10 +272,11 @@ cdef class WorkQueue:
         self.capacity = new_capacity
         return 0
 
-    cdef int push(self, FutureCore future, object fn, object args, object kwargs,
-                  double queued_at=0) except -1:
-        """Queue a call; ``queued_at``: a clock read just made (map() reads
-        one per MAP_CLOCK_EVERY calls), 0: read it now."""
+    cdef int push(self, object future, object fn, object args, object kwargs,
+                  uint64_t queued_tick=0, Py_ssize_t map_index=-1) except -1:
+        """Queue a call: a submit()'s with its FutureCore, or a map()'s with
+        its MapCalls and slot.  ``queued_tick``: a tick just read (map()
+        reads one per MAP_CLOCK_EVERY calls), 0: read it now."""
         cdef WorkItem *item
         if self.count == self.capacity:
             self.grow()
@@ -227,7 +292,8 @@ cdef class WorkQueue:
             item.kwargs = <PyObject *>kwargs
         else:
             item.kwargs = NULL
-        item.queued_at = queued_at if queued_at > 0 else ff_monotonic()
+        item.map_index = map_index
+        item.queued_tick = queued_tick if queued_tick else ff_ticks()
         self.count += 1
         self.stats.submitted += 1
         return 0
@@ -304,6 +370,7 @@ cdef class WorkQueue:
         return PyThread_get_thread_ident() in self.worker_idents
 
     def stats_snapshot(self, Py_ssize_t max_workers):
+        refine_tick()
         return self.stats.snapshot(self.count, self.num_threads, max_workers,
                                    self.max_queue_size if self.max_queue_size else None)
 
@@ -402,6 +469,12 @@ cdef class WorkQueue:
             waiting.future.set_running()
         while self.pop(&item):
             self.stats.cancelled += 1
+            if item.map_index >= 0:
+                try:
+                    (<MapCalls>item.future).cancel_call(item.map_index)
+                finally:
+                    clear_item(&item)
+                continue
             future = <FutureCore>item.future
             clear_call(&item)
             future.cancel()
@@ -420,6 +493,16 @@ cdef class WorkQueue:
             if waiting.future._state < ST_CANCELLED:
                 waiting.future.complete(exception_type(message), True)
         while self.pop(&item):
+            if item.map_index >= 0:
+                try:
+                    if (<MapCalls>item.future).fail_call(item.map_index,
+                                                         exception_type(message)):
+                        self.stats.failed += 1
+                    else:
+                        self.stats.cancelled += 1
+                finally:
+                    clear_item(&item)
+                continue
             self.stats.failed += 1
             future = <FutureCore>item.future
             clear_call(&item)
@@ -473,8 +556,10 @@ cdef class WorkQueue:
     cdef serve(self, object run_task):
         cdef WorkItem item
         cdef WorkerSlot slot = WorkerSlot()
-        cdef double clock = 0           # the last clock read ...
-        cdef bint clock_fresh = False   # ... made just before this worker's last pop
+        cdef uint64_t tick = 0          # the last tick read ...
+        cdef bint tick_fresh = False    # ... made just before this worker's last pop
+        cdef uint64_t claimed
+        cdef int ran
         cdef object ident = PyThread_get_thread_ident()
         cdef object thread = threading.current_thread()
         self.worker_idents.add(ident)
@@ -483,24 +568,36 @@ cdef class WorkQueue:
                 if self.pop(&item):
                     # No Python code from the pop to here: a snapshot sees
                     # the call queued or running, never neither.  Straight
-                    # from the last call, its end is this one's claim time.
-                    if not clock_fresh:
-                        clock = ff_monotonic()
-                    call_claimed(self.stats, item.queued_at, clock)
-                    clock_fresh = False
+                    # from the last call, its end is this one's claim time
+                    # (one clock read per call: it costs as much as the rest
+                    # of the recording).
+                    if not tick_fresh:
+                        tick = ff_ticks()
+                    call_claimed(self.stats, seconds_between(item.queued_tick, tick))
+                    claimed = tick
+                    tick_fresh = False
+                    ran = 0
                     try:
-                        if self.waiting:
+                        if self.max_queue_size and self.waiting:
                             self.admit_waiting()
-                        if run_task is None:
-                            run_call(<FutureCore>item.future, <object>item.fn, <object>item.args,
-                                     <object>item.kwargs if item.kwargs != NULL else None,
-                                     self.stats, clock, &clock)
+                        if item.map_index >= 0:
+                            ran = run_map_call(<MapCalls>item.future, item.map_index,
+                                               <object>item.fn, <object>item.args, self.stats)
+                        elif run_task is None:
+                            ran = run_call(<FutureCore>item.future, <object>item.fn,
+                                           <object>item.args,
+                                           <object>item.kwargs if item.kwargs != NULL else None,
+                                           self.stats)
                         else:
-                            run_call(<FutureCore>item.future, run_task, (<object>item.fn,), None,
-                                     self.stats, clock, &clock)
+                            ran = run_call(<FutureCore>item.future, run_task, (<object>item.fn,),
+                                           None, self.stats)
                     finally:
                         clear_item(&item)
-                    clock_fresh = True
+                    if ran:
+                        # The run time runs to the end of the done-callbacks.
+                        tick = ff_ticks()
+                        ffh_record(&self.stats.run_time, seconds_between(claimed, tick))
+                        tick_fresh = True
                     continue
                 if self.closing or interpreter_shutting_down:
                     # Pass the word on, like the stdlib's None sentinel.
@@ -579,9 +676,11 @@ cdef class ThreadPoolCore:
         # As the stdlib: reuse an idle thread before starting a new one.
         return not self.queue.idle and self.queue.num_threads < self.max_workers
 
-    cdef bint submit_starting_thread(self, FutureCore future, fn, args, kwargs) except -1:
-        """False (nothing queued) when a bounded queue filled up while the
-        lock was being taken."""
+    cdef bint submit_starting_thread(self, object future, fn, args, kwargs,
+                                     Py_ssize_t map_index=-1) except -1:
+        """Queue a call as push() does, starting a thread if none is idle.
+        False (nothing queued) when a bounded queue filled up while the lock
+        was being taken."""
         with self.shutdown_lock:
             self.check_open()
             if self.queue.full():
@@ -590,7 +689,7 @@ cdef class ThreadPoolCore:
                 # Python code (as in the stdlib, under the lock); the item
                 # holds the task, which the worker's context runs.
                 fn, args, kwargs = self.resolve_task(fn, args, kwargs), EMPTY_TUPLE, None
-            self.queue.push(future, fn, args, kwargs)
+            self.queue.push(future, fn, args, kwargs, 0, map_index)
             if not self.queue.wake_one() and self.queue.num_threads < self.max_workers:
                 self._adjust_thread_count()
         return True
@@ -685,42 +784,41 @@ cdef class ThreadPoolCore:
         ThreadPoolExecutor.  On Python 3.14+, buffersize=N keeps at most N
         calls in flight.
         """
-        cdef list futures = []
-        cdef FutureCore future
-        cdef double clock = 0
-        cdef Py_ssize_t n_queued = 0
+        cdef MapCalls calls
+        cdef Py_ssize_t index
+        cdef uint64_t tick = 0
         if buffering:
             buffersize = take_buffersize(buffering)
             if buffersize is not None:
                 return buffered_map(self, fn, iterables, timeout, buffersize)
-        # The deadline starts now, before the submits, as in the stdlib.
-        results = results_in_order(futures, timeout)
         if (type(self).submit is not core_submit or self.resolve_task is not None
                 or self.queue.max_queue_size or has_instance_submit(self)):
             # A subclass or an instance attribute (tqdm's thread_map sets
             # `executor.submit = wrapper`) that wraps submit() must see every
             # call, as with the stdlib's map(); so must a worker context's
             # resolve_task(); and a bounded queue's policy, each call.
-            futures.extend(self.submit(fn, *args) for args in zip(*iterables))
-            return map_results(results)
+            return map_with_submit(self, fn, iterables, timeout)
+        # The deadline starts now, before the calls are queued, as in the stdlib.
+        calls = MapCalls.__new__(MapCalls)
+        calls.deadline = deadline_from_timeout(timeout)
+        calls.star = len(iterables) != 1
+        arguments = zip(*iterables) if calls.star else iter(iterables[0])
         try:
-            for args in zip(*iterables):
-                future = new_future()
+            for arg in arguments:
                 self.check_open()
+                index = calls.add()
                 if self.queue.num_threads == 0:
                     # The first worker is started at once, under the lock:
                     # from then on a live worker drains whatever is queued.
-                    self.submit_starting_thread(future, fn, args, None)
+                    self.submit_starting_thread(calls, fn, arg, None, index)
                 else:
-                    if n_queued % MAP_CLOCK_EVERY == 0:
-                        clock = ff_monotonic()
-                    self.queue.push(future, fn, args, None, clock)
-                    n_queued += 1
-                futures.append(future)
+                    if tick == 0 or index % MAP_CLOCK_EVERY == 0:
+                        tick = ff_ticks()
+                    self.queue.push(calls, fn, arg, None, tick, index)
         finally:
             # Also when the iterable raised part-way: what was queued runs.
-            self.start_work(len(futures))
-        return map_results(results)
+            self.start_work(PyList_GET_SIZE(calls.outcomes))
+        return map_results(calls)
 
     cdef int start_work(self, Py_ssize_t n) except -1:
         """Get up to n workers going: one wake-up per worker, not per item."""
