@@ -44,6 +44,12 @@ def is_fastfutures(cf):
     return cf is not concurrent.futures
 
 
+def check_adds_up(s):
+    """An executor.stats() snapshot's counters add up (ExecutorStats)."""
+    assert s.submitted == s.queued + s.running + s.completed + s.failed + s.cancelled, s
+    assert s.busy_workers + s.idle_workers == s.workers, s
+
+
 def wait_until(predicate, timeout=TIMEOUT, interval=0.005):
     """Poll ``predicate`` until it is true; return its last value.
 

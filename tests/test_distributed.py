@@ -28,7 +28,8 @@ import time
 
 import pytest
 
-from conftest import DASK_WORKERS, TIMEOUT, _load_fastfutures, src_path_of, wait_until
+from conftest import (DASK_WORKERS, TIMEOUT, _load_fastfutures, check_adds_up, src_path_of,
+                      wait_until)
 
 distributed = pytest.importorskip(
     "distributed", reason="dask.distributed is not installed (pip install \"fastfutures[dask]\")")
@@ -481,6 +482,66 @@ def test_cancel_is_forwarded_to_dask(dask_client, gate):
         assert wait_until(lambda: _cancellations_landed(executor))
         touch(os.path.join(gate, "release"))
     assert ran(gate) == []
+
+
+def test_stats(dask_client, gate):
+    # stats() is fastfutures' (no stdlib twin): every outcome counted once,
+    # the counters adding up in every snapshot, durations from the workers.
+    with DaskExecutor(dask_client) as executor:
+        s = executor.stats()
+        check_adds_up(s)
+        assert (s.submitted, s.queued, s.running, s.workers) == (0, 0, 0, WORKERS)
+        assert executor.submit(square, 3).result(timeout=TIMEOUT) == 9
+        with pytest.raises(ValueError):
+            executor.submit(raise_value_error, "no").result(timeout=TIMEOUT)
+        assert executor.submit(sleep_then, 0.3, "slept").result(timeout=TIMEOUT) == "slept"
+        assert list(executor.map(square, range(10), chunksize=5, timeout=TIMEOUT)) == [
+            i * i for i in range(10)]       # two calls: one per chunk
+        s = executor.stats()
+        check_adds_up(s)
+        assert (s.submitted, s.completed, s.failed, s.queued, s.running) == (5, 4, 1, 0, 0)
+        assert s.run_time.count == s.queue_wait.count == 5
+        assert 0.3 <= s.run_time.max < 30 and s.queue_wait.max >= 0
+
+        blockers = _occupy_workers(executor, gate)
+        queued = executor.submit(mark_run, gate, "queued")
+        s = executor.stats()
+        check_adds_up(s)
+        assert (s.submitted, s.running, s.queued) == (5 + WORKERS + 1, WORKERS, 1)
+        assert s.busy_workers == WORKERS and s.idle_workers == 0
+        assert queued.cancel()
+        touch(os.path.join(gate, "release"))
+        assert [b.result(timeout=TIMEOUT) for b in blockers] == [None] * WORKERS
+        # The cancelled call is counted when dask reports it (cancelled, or
+        # run anyway and its result dropped: cancelled either way).
+        assert wait_until(lambda: executor.stats().queued == 0)
+        s = executor.stats()
+        check_adds_up(s)
+        assert (s.completed, s.failed, s.cancelled, s.running) == (4 + WORKERS, 1, 1, 0)
+        assert s.run_time.count == s.completed + s.failed
+        assert s.worker_deaths == s.timed_out == 0
+
+
+def test_stats_add_up_while_calls_run(dask_client):
+    with DaskExecutor(dask_client) as executor:
+        stop = threading.Event()
+        snapshots = []
+
+        def watch():
+            while not stop.is_set():
+                snapshots.append(executor.stats())
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            futures = [executor.submit(sleep_then, 0.02 * (i % 3), i) for i in range(60)]
+            assert [f.result(timeout=TIMEOUT) for f in futures] == list(range(60))
+        finally:
+            stop.set()
+            watcher.join()
+        for s in snapshots:
+            check_adds_up(s)
+        final = executor.stats()
+        assert (final.submitted, final.completed, final.queued, final.running) == (60, 60, 0, 0)
 
 
 def test_constructor_arguments(dask_client):

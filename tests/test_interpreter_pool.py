@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from conftest import TIMEOUT
+from conftest import TIMEOUT, check_adds_up
 
 pytestmark = [
     pytest.mark.usefixtures("no_leaked_threads"),
@@ -172,6 +172,22 @@ def test_interpreter_pool_initializer_failure_breaks_the_pool(cf):
             ex.submit(square, 2)
     finally:
         ex.shutdown(wait=True)
+
+
+@pytest.mark.stdlib_differs(reason="stats() is fastfutures only")
+def test_interpreter_pool_stats(cf):
+    # The interpreter pool's calls run through its worker context
+    # (resolve_task, context.run): counted as the thread pool's are.
+    with interpreter_pool(cf, max_workers=2) as ex:
+        assert ex.submit(square, 3).result(timeout=TIMEOUT) == 9
+        with pytest.raises(ValueError):
+            ex.submit(fail, "boom").result(timeout=TIMEOUT)
+        assert list(ex.map(square, range(5), timeout=TIMEOUT)) == [0, 1, 4, 9, 16]
+        s = ex.stats()
+    check_adds_up(s)
+    assert (s.submitted, s.completed, s.failed, s.queued, s.running) == (7, 6, 1, 0, 0)
+    assert s.run_time.count == s.queue_wait.count == 7
+    assert 1 <= s.workers <= s.max_workers == 2
 
 
 def test_interpreter_pool_after_shutdown(cf):

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from conftest import TIMEOUT, join_all, start_thread, wait_until
+from conftest import TIMEOUT, check_adds_up, join_all, start_thread, wait_until
 from pool_calls import PoolFactory, mark, wait_for_file
 
 pytestmark = [
@@ -24,11 +24,6 @@ METHODS = ["fork", "spawn", "forkserver"]
 
 def kill_self():
     os._exit(3)
-
-
-def check_adds_up(s):
-    assert s.submitted == s.queued + s.running + s.completed + s.failed + s.cancelled, s
-    assert s.busy_workers + s.idle_workers == s.workers
 
 
 @pytest.fixture(params=METHODS)

@@ -77,3 +77,19 @@ cdef class PoolStats:
             workers_replaced=c.workers_replaced, workers_exited_idle=c.workers_exited_idle,
             rejected=c.rejected, ran_in_caller=c.ran_in_caller, max_queue_size=max_queue_size,
             queue_wait=distribution(&c.queue_wait), run_time=distribution(&c.run_time))
+
+    # -- for a pool written in Python (DaskExecutor) ------------------------------
+    # Its counters are the public fields, changed under the pool's own lock;
+    # these two are the parts only C reaches.
+
+    def record(self, double queue_wait, double run_time):
+        """A finished call's durations, in seconds (negative: unknown)."""
+        if queue_wait >= 0:
+            ffh_record(&self.queue_wait, queue_wait)
+        if run_time >= 0:
+            ffh_record(&self.run_time, run_time)
+
+    def snapshot_now(self, Py_ssize_t queued, Py_ssize_t workers, Py_ssize_t max_workers,
+                     max_queue_size=None):
+        """snapshot(), for a caller that holds the lock its writers hold."""
+        return self.snapshot(queued, workers, max_workers, max_queue_size)

@@ -56,6 +56,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 import uuid
 import weakref
 from concurrent.futures import _base as _stdlib_base
@@ -75,6 +76,7 @@ except ImportError as exc:      # the optional extra: pip install "fastfutures[d
 from ._base import Executor, buffered_map, map_results, take_buffersize
 from ._future import Future, results_in_order
 from ._process_core import ChunkedResults
+from ._stats import PoolStats
 
 __all__ = ["DaskExecutor", "BrokenDaskCluster"]
 
@@ -99,6 +101,10 @@ _CONNECTION_LOST = "scheduler-connection-lost"
 # A call running this long (seconds) tells the client it has started.
 _REPORT_START_AFTER = 0.01
 
+# The attribute that carries a failed call's (start, run time) from the
+# worker to the client, on the exception; removed before the future sees it.
+_TIMES = "_fastfutures_times"
+
 class _RemoteCall:
     """fn(*args, **kwargs), telling the client (through a dask event on the
     executor's topic) that it has started.  An opaque object, so that dask
@@ -118,6 +124,10 @@ class _RemoteCall:
         return _RemoteCall, (self.topic, self.key, self.fn, self.args, self.kwargs)
 
     def __call__(self):
+        """(result, start, run time): the start (wall clock, for the
+        client's queue wait) and the run time (the worker's monotonic
+        clock) feed the executor's stats().  A call that raises carries
+        them on its exception."""
         # The start is reported only by a call still running after
         # _REPORT_START_AFTER seconds: an event costs the scheduler and the
         # client a message each (it doubled the latency of a short call
@@ -129,10 +139,19 @@ class _RemoteCall:
             if running[0]:
                 worker.log_event(self.topic, self.key)
         worker.loop.add_callback(worker.loop.call_later, _REPORT_START_AFTER, report_start)
+        started_at = time.time()
+        clock = time.perf_counter()
         try:
-            return self.fn(*self.args, **self.kwargs)
+            result = self.fn(*self.args, **self.kwargs)
+        except BaseException as exc:
+            try:
+                setattr(exc, _TIMES, (started_at, time.perf_counter() - clock))
+            except Exception:           # an exception that takes no attributes
+                pass
+            raise
         finally:
             running[0] = False
+        return result, started_at, time.perf_counter() - clock
 
 
 def _call_chunk(fn, star, items):
@@ -149,17 +168,25 @@ class _Task:
     alive, and whether set_running_or_notify_cancel() was called (it may be
     called once: by the start event, or when the task ends cancelled)."""
 
-    __slots__ = ("future", "dask_future", "marked")
+    __slots__ = ("future", "dask_future", "marked", "running", "submitted_at")
 
-    def __init__(self, future, dask_future):
+    def __init__(self, future, dask_future, submitted_at):
         self.future = future
         self.dask_future = dask_future
         self.marked = False
+        self.running = False            # counted running in the stats
+        self.submitted_at = submitted_at    # time.time(), for the queue wait
 
     def mark(self):
         """RUNNING (True), or notify the waiters of a cancelled future (False)."""
         self.marked = True
         return self.future.set_running_or_notify_cancel()
+
+
+def _take_times(exc):
+    """(start, run time) carried by a failed call's exception, or (None, None)."""
+    times = getattr(exc, "__dict__", {}).pop(_TIMES, None)
+    return times if times is not None else (None, None)
 
 
 def _with_remote_traceback(exc, tb):
@@ -180,6 +207,11 @@ class _Completer:
     cancelled, or whose result could not be fetched; None: wake up
     (shutdown).  It holds no reference to the executor, so dropping the
     executor shuts it down.
+
+    Stats: a task is queued from submit() until its start event (a call
+    shorter than _REPORT_START_AFTER goes from queued to its outcome), then
+    running; its durations come from the worker (_RemoteCall).  Every count
+    changes under stats_lock, so a snapshot adds up.
     """
 
     def __init__(self, client, owned):
@@ -197,6 +229,9 @@ class _Completer:
         self.to_cancel = []             # dask futures to cancel, sent in batches
         self.to_watch = []              # new dask futures, watched in batches
         self.watching = set()           # the loop's tasks awaiting results
+        self.stats = PoolStats()
+        self.stats_lock = threading.Lock()
+        self.workers = 0                # worker threads at the last snapshot
         self.topic = "fastfutures-" + uuid.uuid4().hex
         self.key_prefix = uuid.uuid4().hex[:12]
         self.counter = itertools.count()
@@ -233,6 +268,7 @@ class _Completer:
 
     def submit(self, name, fn, args, kwargs):
         future = Future()
+        submitted_at = time.time()
         with self.lock:
             if self.broken is not None:
                 raise BrokenDaskCluster(self.broken)
@@ -248,9 +284,14 @@ class _Completer:
                     raise BrokenDaskCluster(self.broken) from exc
                 # An argument that cannot be pickled fails only its future,
                 # as with the process pool.
+                with self.stats_lock:
+                    self.stats.submitted += 1
+                    self.stats.failed += 1
                 future.set_exception(exc)
                 return future
-            self.tasks[key] = _Task(future, dask_future)
+            with self.stats_lock:
+                self.stats.submitted += 1
+            self.tasks[key] = _Task(future, dask_future, submitted_at)
         with self.batch_lock:
             # One wake-up of dask's loop for a burst of submits.
             self.to_watch.append(dask_future)
@@ -313,7 +354,10 @@ class _Completer:
         if isinstance(item, str):
             task = self.tasks.get(item)
             if task is not None and not task.marked:
-                task.mark()
+                with self.stats_lock:
+                    if task.mark():
+                        task.running = True
+                        self.stats.running += 1
             return
         ok, which, value = item
         if ok:
@@ -339,18 +383,63 @@ class _Completer:
 
     def settle(self, task, ok, value):
         task.dask_future = None         # lets dask release the key
+        if ok:
+            value, started_at, run_time = value
+        else:
+            started_at, run_time = _take_times(value)
+        # Counted before the future's waiters wake (a snapshot taken after
+        # result() returns counts the call), not while its callbacks run.
+        with self.stats_lock:
+            if task.future.done():      # cancel() won the race
+                outcome = None
+            else:
+                outcome = "completed" if ok else "failed"
+                self.count_end(task, outcome)
+                if started_at is not None:
+                    self.stats.record(max(0.0, started_at - task.submitted_at), run_time)
+                if not ok and isinstance(value, distributed.KilledWorker):
+                    self.stats.worker_deaths += 1
+        if outcome is None:
+            self.notify_cancelled(task)
+            return
         try:
             if ok:
                 task.future.set_result(value)
             else:
                 task.future.set_exception(value)
-        except InvalidStateError:       # cancel() won the race
-            self.notify_cancelled(task)
+        except InvalidStateError:
+            # cancel() won the race after the count: counted as it ended
+            # (the call did run); its waiters learn it was cancelled.
+            if not task.marked:
+                task.mark()
 
     def notify_cancelled(self, task):
         task.dask_future = None
+        with self.stats_lock:
+            self.count_end(task, "cancelled")
         if not task.marked:
             task.mark()
+
+    def count_end(self, task, outcome):
+        """Count a task's outcome (stats_lock held)."""
+        if task.running:
+            task.running = False
+            self.stats.running -= 1
+        setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+
+    def snapshot(self):
+        """executor.stats()."""
+        if self.client.status == "running":
+            try:
+                # One round trip to the scheduler (not possible from dask's
+                # own loop: the last known count then).
+                self.workers = sum(self.client.nthreads(callback_timeout=5).values())
+            except Exception:
+                pass
+        with self.stats_lock:
+            s = self.stats
+            queued = s.submitted - s.running - s.completed - s.failed - s.cancelled
+            return s.snapshot_now(queued, self.workers, self.workers)
 
     def on_cancelled_in_dask(self, task):
         state = getattr(task.dask_future, "_state", None)
@@ -455,6 +544,17 @@ class DaskExecutor(Executor):
     def client(self):
         """The ``distributed.Client`` the tasks go through."""
         return self._client
+
+    def stats(self):
+        """One consistent snapshot of the executor (an ``ExecutorStats``):
+        calls queued (submitted, not seen running), running (the worker
+        reported its start: calls that run 10 ms or more), completed,
+        failed (``worker_deaths``: failed with dask's ``KilledWorker``),
+        cancelled; queue wait (submit to start on the worker, wall clocks
+        of the two machines) and run time (the worker's clock) of every call
+        that ran; ``workers``: the cluster's worker threads (one round trip
+        to the scheduler per snapshot).  A ``map()`` chunk is one call."""
+        return self._completer.snapshot()
 
     def submit(self, fn, /, *args, **kwargs):
         return self._completer.submit(funcname(fn), fn, args, kwargs)
