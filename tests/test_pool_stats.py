@@ -41,6 +41,15 @@ def test_qsize_counts_a_cancelled_call_until_a_worker_drops_it(cf):
         assert wait_until(ex._work_queue.empty)
 
 
+def one_worker_held(cf):
+    """A one-worker pool, its worker held by a call until the gate is set."""
+    gate = threading.Event()
+    ex = cf.ThreadPoolExecutor(max_workers=1)
+    blocker = ex.submit(gate.wait, TIMEOUT)
+    assert wait_until(blocker.running)
+    return ex, gate, blocker
+
+
 def check_thread_stats(s):
     check_adds_up(s)
     assert s.busy_workers <= s.running or s.running >= s.workers
@@ -48,11 +57,8 @@ def check_thread_stats(s):
 
 @pytest.mark.stdlib_differs(reason="stats() is fastfutures only")
 def test_stats_counts_each_outcome(cf):
-    gate = threading.Event()
-    ex = cf.ThreadPoolExecutor(max_workers=1)
+    ex, gate, blocker = one_worker_held(cf)
     try:
-        blocker = ex.submit(gate.wait, TIMEOUT)
-        assert wait_until(blocker.running)
         ok = ex.submit(abs, -1)
         bad = ex.submit(divmod, 1, 0)
         cancelled = ex.submit(abs, 2)
@@ -81,11 +87,8 @@ def test_stats_counts_each_outcome(cf):
 
 @pytest.mark.stdlib_differs(reason="stats() is fastfutures only")
 def test_stats_count_each_map_call(cf):
-    gate = threading.Event()
-    ex = cf.ThreadPoolExecutor(max_workers=1)
+    ex, gate, blocker = one_worker_held(cf)
     try:
-        blocker = ex.submit(gate.wait, TIMEOUT)
-        assert wait_until(blocker.running)
         it = ex.map(lambda x: 1 // x, [1, 0, 2, 3])
         s = ex.stats()
         check_thread_stats(s)

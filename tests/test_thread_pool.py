@@ -176,14 +176,19 @@ def test_initializer_runs_once_per_worker_with_initargs(cf):
     assert sorted(calls) in (["init_0"], ["init_0", "init_1"])
 
 
-def test_initializer_failure_breaks_pool(cf, caplog):
+def pool_whose_initializer_fails(cf):
+    """A one-worker pool whose initializer raises once the event is set."""
     go = threading.Event()
 
     def init():
         go.wait(TIMEOUT)
         raise ValueError("error in initializer")
 
-    ex = cf.ThreadPoolExecutor(max_workers=1, initializer=init)
+    return cf.ThreadPoolExecutor(max_workers=1, initializer=init), go
+
+
+def test_initializer_failure_breaks_pool(cf, caplog):
+    ex, go = pool_whose_initializer_fails(cf)
     try:
         with caplog.at_level(logging.CRITICAL, logger="concurrent.futures"):
             # The only worker is stuck in its initializer: these are pending.
@@ -672,7 +677,9 @@ def test_map_exception_cancels_the_rest_on_close(cf):
     assert len(ran) <= 2
 
 
-def test_map_shutdown_cancelling_futures_cancels_its_queued_calls(cf):
+def map_behind_a_held_first_call(cf, n):
+    """A one-worker pool's map(identity, range(n)), its first call running
+    and held until the returned event is set."""
     started = threading.Event()
     release = threading.Event()
 
@@ -683,9 +690,14 @@ def test_map_shutdown_cancelling_futures_cancels_its_queued_calls(cf):
         return i
 
     ex = cf.ThreadPoolExecutor(max_workers=1)
+    it = ex.map(task, range(n))
+    assert started.wait(TIMEOUT)
+    return ex, it, release
+
+
+def test_map_shutdown_cancelling_futures_cancels_its_queued_calls(cf):
+    ex, it, release = map_behind_a_held_first_call(cf, 5)
     try:
-        it = ex.map(task, range(5))
-        assert started.wait(TIMEOUT)
         ex.shutdown(wait=False, cancel_futures=True)
         release.set()
         assert next(it) == 0
@@ -699,19 +711,8 @@ def test_map_shutdown_cancelling_futures_cancels_its_queued_calls(cf):
 
 
 def test_map_waiting_consumer_woken_by_shutdown_cancelling_futures(cf):
-    started = threading.Event()
-    release = threading.Event()
-
-    def task(i):
-        if i == 0:
-            started.set()
-            release.wait(TIMEOUT)
-        return i
-
-    ex = cf.ThreadPoolExecutor(max_workers=1)
+    ex, it, release = map_behind_a_held_first_call(cf, 3)
     try:
-        it = ex.map(task, range(3))
-        assert started.wait(TIMEOUT)
         outcome = []
 
         def consume():
@@ -733,13 +734,7 @@ def test_map_waiting_consumer_woken_by_shutdown_cancelling_futures(cf):
 
 
 def test_map_on_a_pool_whose_initializer_fails(cf, caplog):
-    go = threading.Event()
-
-    def initializer():
-        go.wait(TIMEOUT)
-        raise ValueError("no")
-
-    ex = cf.ThreadPoolExecutor(max_workers=1, initializer=initializer)
+    ex, go = pool_whose_initializer_fails(cf)
     try:
         with caplog.at_level(logging.CRITICAL, logger="concurrent.futures"):
             it = ex.map(abs, range(4))
