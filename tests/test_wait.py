@@ -481,6 +481,25 @@ def test_as_completed_from_many_threads(cf):
         assert len(got) == 20 and set(got) == set(fs)
 
 
+@pytest.mark.parametrize("return_when", ["FIRST_COMPLETED", "FIRST_EXCEPTION", "ALL_COMPLETED"])
+def test_wait_looks_at_a_bad_timeout_only_when_it_waits(cf, return_when):
+    done = make(cf, "FINISHED", 1)
+    got = cf.wait([done], timeout="soon", return_when=getattr(cf, return_when))
+    assert got.done == {done} and got.not_done == set()
+    with pytest.raises(TypeError):
+        cf.wait([cf.Future()], timeout="soon", return_when=getattr(cf, return_when))
+
+
+def test_wait_all_returns_fresh_sets(cf):
+    fs = [make(cf, "FINISHED", i) for i in range(3)]
+    given = set(fs)
+    first, second = cf.wait(given), cf.wait(given)
+    assert first.done == given and first.done is not given
+    assert first.done is not second.done
+    first.done.clear()
+    assert second.done == given and first.not_done == set()
+
+
 # -- mixing implementations ---------------------------------------------------
 # With cf=stdlib these are trivially stdlib-only; with cf=fastfutures they mix
 # stdlib concurrent.futures.Future objects and fastfutures futures.
@@ -505,6 +524,17 @@ def test_wait_mixed_with_concurrent_futures_futures(cf):
     done, not_done = cf.wait(ours + theirs, timeout=TIMEOUT)
     join_all([t])
     assert done == set(ours + theirs)
+
+
+def test_wait_all_mixed_after_waiting_for_some(cf):
+    # ALL_COMPLETED waits for fastfutures futures one by one until it meets
+    # a stdlib one, then installs a waiter on what is left.
+    ours = [cf.Future() for _ in range(20)]
+    theirs = [concurrent.futures.Future() for _ in range(3)]
+    threads = [later(0.02, f.set_result, i) for i, f in enumerate(ours + theirs)]
+    done, not_done = cf.wait(theirs + ours, timeout=TIMEOUT)
+    join_all(threads)
+    assert done == set(ours + theirs) and not_done == set()
 
 
 def test_wait_mixed_woken_by_concurrent_futures_future(cf):

@@ -767,14 +767,21 @@ def wait(fs, timeout=None, return_when=ALL_COMPLETED):
     cdef set futures = set(fs)
     cdef set done = set()
     cdef set not_done
-    cdef list foreign = _foreign(futures)
+    cdef list foreign
     cdef _ForeignLocks locks
     cdef Waiter waiter
-    cdef int kind
-    if return_when == ALL_COMPLETED and not foreign:
-        if _wait_all_in_turn(futures, deadline_from_timeout(timeout)):
+    cdef int kind, outcome
+    cdef Deadline deadline
+    cdef bint timed = False         # deadline set
+    if return_when == ALL_COMPLETED:
+        # (Its time-out, once it waits, counts on the general path below too.)
+        outcome = _wait_all_in_turn(futures, timeout, &deadline, &timed)
+        if outcome == ALL_FINISHED:
+            return DoneAndNotDoneFutures(futures, set())
+        if outcome == TIMED_OUT:
             done = {f for f in futures if _finished_for_waiting(f)}
             return DoneAndNotDoneFutures(done, futures - done)
+    foreign = _foreign(futures)
     locks = _ForeignLocks(foreign) if foreign else None
     if return_when == FIRST_COMPLETED:
         kind = W_FIRST_COMPLETED
@@ -810,34 +817,52 @@ def wait(fs, timeout=None, return_when=ALL_COMPLETED):
     finally:
         if locks is not None:
             locks.release()
+    if not timed:
+        # As the stdlib: a time-out is looked at only when there is a wait.
+        deadline = deadline_from_timeout(timeout)
     try:
-        waiter.block(deadline_from_timeout(timeout))
+        waiter.block(deadline)
     finally:
         _uninstall_all(not_done, waiter)
     done.update(waiter.finished_futures)
     return DoneAndNotDoneFutures(done, futures - done)
 
 
-cdef bint _wait_all_in_turn(set futures, Deadline deadline) except -1:
+# What _wait_all_in_turn() found.
+cdef enum:
+    ALL_FINISHED
+    TIMED_OUT
+    NEEDS_A_WAITER
+
+
+cdef int _wait_all_in_turn(set futures, object timeout, Deadline *deadline,
+                           bint *timed) except -1:
     """wait(ALL_COMPLETED) for fastfutures futures: wait for each in turn.
 
     Cheaper than a waiter on every future: while the waiting thread blocks on
     one future, the others complete without notifying anybody.  Returns
-    False when a future is cancelled-but-not-notified: only a waiter sees
-    that state end, so the caller falls back to the general path.
+    NEEDS_A_WAITER for a stdlib future, or one cancelled-but-not-notified
+    (only a waiter sees that state end): the caller takes the general path.
+    The deadline is made (*timed set) at the first wait, as the stdlib looks
+    at a time-out only when it has to wait.
     """
     cdef FutureCore core
     cdef int state
     for f in futures:
+        if not is_core(f):
+            return NEEDS_A_WAITER
         core = <FutureCore>f
         state = core._state
         if state < ST_CANCELLED:
-            if not core.wait_done(deadline):
-                return True         # timed out: the caller reports what is done
+            if not timed[0]:
+                deadline[0] = deadline_from_timeout(timeout)
+                timed[0] = True
+            if not core.wait_done(deadline[0]):
+                return TIMED_OUT    # the caller reports what is done
             state = core._state
         if state == ST_CANCELLED:
-            return False
-    return True
+            return NEEDS_A_WAITER
+    return ALL_FINISHED
 
 
 def as_completed(fs, timeout=None):
