@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -122,6 +123,17 @@ def test_stats_distributions(cf):
         counts = [c for _, c in d.buckets]
         assert bounds == sorted(bounds) and bounds[-1] == float("inf")
         assert counts == sorted(counts) and counts[-1] == 200
+
+
+@pytest.mark.stdlib_differs(reason="stats() is fastfutures only")
+def test_run_time_leaves_out_the_idle_time_before_a_call(cf):
+    with cf.ThreadPoolExecutor(max_workers=1) as ex:
+        ex.submit(abs, 1).result(TIMEOUT)
+        time.sleep(0.5)             # the worker waits, idle
+        ex.submit(abs, 2).result(TIMEOUT)
+        s = ex.stats()
+    assert s.run_time.count == 2
+    assert s.run_time.max < 0.4     # abs() runs in microseconds, not the idle 0.5 s
 
 
 CLOCK_CHECK = """

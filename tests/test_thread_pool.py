@@ -677,6 +677,29 @@ def test_map_exception_cancels_the_rest_on_close(cf):
     assert len(ran) <= 2
 
 
+@pytest.mark.parametrize("warm", [False, True])
+def test_map_starts_each_call_as_the_iterable_yields_it(cf, warm):
+    # The iterable waits for its first call to have run: the stdlib's map()
+    # submits each item as it comes, so that call must not wait for the end
+    # of the iterable (a fresh pool starts a thread; a warm one wakes one).
+    ran = threading.Event()
+
+    def items():
+        yield 1
+        assert ran.wait(TIMEOUT), "the first call did not start"
+        yield 2
+
+    def call(x):
+        ran.set()
+        return x
+
+    with cf.ThreadPoolExecutor(max_workers=2) as ex:
+        if warm:
+            assert [f.result(TIMEOUT) for f in [ex.submit(abs, -1), ex.submit(abs, -2)]] == [1, 2]
+            time.sleep(0.05)        # the workers go idle
+        assert list(ex.map(call, items(), timeout=TIMEOUT)) == [1, 2]
+
+
 def map_behind_a_held_first_call(cf, n):
     """A one-worker pool's map(identity, range(n)), its first call running
     and held until the returned event is set."""

@@ -490,6 +490,19 @@ def test_wait_looks_at_a_bad_timeout_only_when_it_waits(cf, return_when):
         cf.wait([cf.Future()], timeout="soon", return_when=getattr(cf, return_when))
 
 
+@pytest.mark.stdlib_differs(reason="the stdlib leaves its waiter on the futures when its "
+                                  "timeout is bad")
+def test_wait_with_a_bad_timeout_leaves_no_waiter_behind(cf):
+    theirs = concurrent.futures.Future()
+    ours = cf.Future()
+    for return_when in (cf.FIRST_COMPLETED, cf.ALL_COMPLETED):
+        with pytest.raises(TypeError):
+            cf.wait([theirs, ours], timeout="soon", return_when=return_when)
+    assert theirs._waiters == []
+    ours.set_result(1)              # no waiter left to notify
+    theirs.set_result(2)
+
+
 def test_wait_all_returns_fresh_sets(cf):
     fs = [make(cf, "FINISHED", i) for i in range(3)]
     given = set(fs)

@@ -817,10 +817,10 @@ def wait(fs, timeout=None, return_when=ALL_COMPLETED):
     finally:
         if locks is not None:
             locks.release()
-    if not timed:
-        # As the stdlib: a time-out is looked at only when there is a wait.
-        deadline = deadline_from_timeout(timeout)
     try:
+        if not timed:
+            # As the stdlib: a time-out is looked at only when there is a wait.
+            deadline = deadline_from_timeout(timeout)
         waiter.block(deadline)
     finally:
         _uninstall_all(not_done, waiter)

@@ -90,9 +90,10 @@ cdef class MapCalls:
     cdef bint fail_call(self, Py_ssize_t i, object exception) except -1:
         """The pool fails a queued call (a broken pool); False if it had
         been cancelled."""
+        cdef Raised raised = Raised(exception)     # allocated before looking
         if <object>PyList_GET_ITEM(self.outcomes, i) is not PENDING:
             return False
-        self.settle(i, Raised(exception))
+        self.settle(i, raised)
         return True
 
     # -- the consumer's side ----------------------------------------------------
@@ -128,6 +129,12 @@ cdef class MapCalls:
             if self.waiter is None:
                 self.waiter = Waiter(W_RESULT)
             self.waiting_for = i
+            # Looked at again: the allocation above can run the GC, whose
+            # finalizers can let a worker settle slot i unseen.
+            outcome = <object>PyList_GET_ITEM(self.outcomes, i)
+            if not (outcome is PENDING or outcome is RUNNING):
+                self.waiting_for = -1
+                break
             try:
                 signalled = self.waiter.block(self.deadline)
             except BaseException:

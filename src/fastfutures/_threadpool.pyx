@@ -599,6 +599,8 @@ cdef class WorkQueue:
                         ffh_record(&self.stats.run_time, seconds_between(claimed, tick))
                         tick_fresh = True
                     continue
+                # The last tick is not the next call's claim time after a wait.
+                tick_fresh = False
                 if self.closing or interpreter_shutting_down:
                     # Pass the word on, like the stdlib's None sentinel.
                     self.close()
@@ -803,36 +805,23 @@ cdef class ThreadPoolCore:
         calls.deadline = deadline_from_timeout(timeout)
         calls.star = len(iterables) != 1
         arguments = zip(*iterables) if calls.star else iter(iterables[0])
-        try:
-            for arg in arguments:
-                self.check_open()
-                index = calls.add()
-                if self.queue.num_threads == 0:
-                    # The first worker is started at once, under the lock:
-                    # from then on a live worker drains whatever is queued.
-                    self.submit_starting_thread(calls, fn, arg, None, index)
-                else:
-                    if tick == 0 or index % MAP_CLOCK_EVERY == 0:
-                        tick = ff_ticks()
-                    self.queue.push(calls, fn, arg, None, tick, index)
-        finally:
-            # Also when the iterable raised part-way: what was queued runs.
-            self.start_work(PyList_GET_SIZE(calls.outcomes))
+        for arg in arguments:
+            self.check_open()
+            index = calls.add()
+            # Each call can start at once, as each submit() of the stdlib's
+            # map() does (the iterable may wait for one of them): a thread is
+            # started while none is idle, an idle one woken (cheap while it
+            # spins); an iterable that raises part-way leaves the queued
+            # calls running, as there.
+            if self.needs_thread():
+                self.submit_starting_thread(calls, fn, arg, None, index)
+            else:
+                if tick == 0 or index % MAP_CLOCK_EVERY == 0:
+                    tick = ff_ticks()
+                self.queue.push(calls, fn, arg, None, tick, index)
+                if self.queue.idle:
+                    self.queue.wake_one()
         return map_results(calls)
-
-    cdef int start_work(self, Py_ssize_t n) except -1:
-        """Get up to n workers going: one wake-up per worker, not per item."""
-        cdef Py_ssize_t wanted = n if n < self.max_workers else self.max_workers
-        while wanted > 0 and self.queue.wake_one():
-            wanted -= 1
-        if wanted > 0 and self.queue.num_threads < self.max_workers:
-            with self.shutdown_lock:
-                # After shutdown() the queue is drained by the live workers.
-                while (wanted > 0 and not self.queue.shutdown
-                       and self.queue.num_threads < self.max_workers):
-                    self._adjust_thread_count()
-                    wanted -= 1
-        return 0
 
     def _set_queue(self, WorkQueue queue, Py_ssize_t max_workers, shutdown_lock,
                    resolve_task=None):

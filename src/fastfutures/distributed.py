@@ -124,10 +124,10 @@ class _RemoteCall:
         return _RemoteCall, (self.topic, self.key, self.fn, self.args, self.kwargs)
 
     def __call__(self):
-        """(result, start, run time): the start (wall clock, for the
-        client's queue wait) and the run time (the worker's monotonic
-        clock) feed the executor's stats().  A call that raises carries
-        them on its exception."""
+        """The result as a _Timed: the start (wall clock, for the client's
+        queue wait) and the run time (the worker's monotonic clock) feed
+        the executor's stats().  A call that raises carries them on its
+        exception."""
         # The start is reported only by a call still running after
         # _REPORT_START_AFTER seconds: an event costs the scheduler and the
         # client a message each (it doubled the latency of a short call
@@ -151,7 +151,21 @@ class _RemoteCall:
             raise
         finally:
             running[0] = False
-        return result, started_at, time.perf_counter() - clock
+        return _Timed(result, started_at, time.perf_counter() - clock)
+
+
+class _Timed:
+    """A call's result and when it started / how long it ran on the worker."""
+
+    __slots__ = ("result", "started_at", "run_time")
+
+    def __init__(self, result, started_at, run_time):
+        self.result = result
+        self.started_at = started_at
+        self.run_time = run_time
+
+    def __reduce__(self):
+        return _Timed, (self.result, self.started_at, self.run_time)
 
 
 def _call_chunk(fn, star, items):
@@ -384,13 +398,18 @@ class _Completer:
     def settle(self, task, ok, value):
         task.dask_future = None         # lets dask release the key
         if ok:
-            value, started_at, run_time = value
+            if type(value) is _Timed:
+                value, started_at, run_time = value.result, value.started_at, value.run_time
+            else:                       # a worker with an older fastfutures
+                started_at = run_time = None
         else:
             started_at, run_time = _take_times(value)
         # Counted before the future's waiters wake (a snapshot taken after
         # result() returns counts the call), not while its callbacks run.
         with self.stats_lock:
-            if task.future.done():      # cancel() won the race
+            # RUNNING first (if no start event made it so): from the count
+            # on, cancel() cannot win.  False: it already had (cancelled).
+            if not task.marked and not task.mark():
                 outcome = None
             else:
                 outcome = "completed" if ok else "failed"
@@ -407,11 +426,8 @@ class _Completer:
                 task.future.set_result(value)
             else:
                 task.future.set_exception(value)
-        except InvalidStateError:
-            # cancel() won the race after the count: counted as it ended
-            # (the call did run); its waiters learn it was cancelled.
-            if not task.marked:
-                task.mark()
+        except InvalidStateError:       # set by someone else (misuse): theirs stands
+            pass
 
     def notify_cancelled(self, task):
         task.dask_future = None
